@@ -1,0 +1,93 @@
+"""Request dependencies: the DB session, the signed-in user, and the policy gate (P01, P41)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from huirongke.accounts.models import AuthSession, User
+from huirongke.accounts.signin import hash_token
+from huirongke.context import AppContext
+from huirongke.kit.clock import utcnow
+from huirongke.kit.errors import AppError, Unauthorized
+
+
+def get_ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+def get_session(ctx: Annotated[AppContext, Depends(get_ctx)]) -> Iterator[Session]:
+    with ctx.db.session() as session:
+        yield session
+
+
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+DB = Annotated[Session, Depends(get_session)]
+
+
+@dataclass
+class Principal:
+    user: User
+    auth: AuthSession
+    policy_agreed: bool
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("请先登录", code="unauthorized")
+    return token.strip()
+
+
+def _principal(request: Request, ctx: Ctx, session: DB) -> Principal:
+    token = _bearer(request)
+    row = session.execute(
+        select(AuthSession, User).join(User, User.id == AuthSession.user_id).where(
+            AuthSession.token_hash == hash_token(token)
+        )
+    ).first()
+    now = utcnow()
+    if row is None:
+        raise Unauthorized("登录状态无效，请重新登录", code="invalid_token")
+    auth, user = row
+    if auth.revoked_at is not None or auth.expires_at <= now or user.status != "active":
+        raise Unauthorized("登录已过期，请重新登录", code="token_expired")
+    if now - auth.last_seen_at > timedelta(minutes=5):
+        auth.last_seen_at = now
+    current = ctx.policy.current(session)
+    agreed = ctx.policy.has_agreed(session, user.id, current.version)
+    request.state.user_id = user.id
+    return Principal(user, auth, agreed)
+
+
+def any_principal(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    """Signed in, whether or not the current policy is agreed: only the rights endpoints use this."""
+    return principal
+
+
+def principal(principal: Annotated[Principal, Depends(_principal)], ctx: Ctx, session: DB) -> Principal:
+    if not principal.policy_agreed:
+        current = ctx.policy.current(session)
+        raise AppError(
+            "隐私政策已更新，请阅读并同意后继续使用",
+            code="policy_update_required",
+            status=428,
+            details={"current_version": current.version},
+        )
+    return principal
+
+
+AnyUser = Annotated[Principal, Depends(any_principal)]
+CurrentUser = Annotated[Principal, Depends(principal)]
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None

@@ -1,0 +1,203 @@
+"""Profile (P29, P30, P38, P39) and real-name verification (P32)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from huirongke.accounts.models import RealNameVerification, User
+from huirongke.accounts.schemas import (
+    MeOut,
+    MePatch,
+    PrivacySettings,
+    PrivacySettingsPatch,
+    PublicProfile,
+    RealNameOut,
+)
+from huirongke.context import AppContext
+from huirongke.kit import idcard
+from huirongke.kit.clock import utcnow
+from huirongke.kit.errors import Conflict, Invalid, NotFound
+from huirongke.kit.phone import mask
+from huirongke.media.models import Media
+from huirongke.media.service import media_url, owned_image
+
+CANCELLED_NAME = "已注销用户"
+_NAME = re.compile(r"^[\u4e00-\u9fff·•A-Za-z ]{2,30}$")
+
+
+def _clean_text(value: str, field: str) -> str:
+    value = unicodedata.normalize("NFC", value).strip()
+    if any(unicodedata.category(ch).startswith("C") for ch in value):
+        raise Invalid(f"{field}包含不可见字符", code="invalid_text", details={"field": field})
+    return value
+
+
+def decrypt_phone(ctx: AppContext, session: Session, user: User) -> str | None:
+    if not user.phone_enc:
+        return None
+    return ctx.keys.cipher(session, user.id).decrypt("users.phone", user.phone_enc)
+
+
+def _avatar_url(session: Session, user: User) -> str | None:
+    return media_url(session.get(Media, user.avatar_media_id)) if user.avatar_media_id else None
+
+
+def real_name_out(ctx: AppContext, session: Session, user_id: str) -> RealNameOut | None:
+    row = session.scalar(select(RealNameVerification).where(RealNameVerification.user_id == user_id))
+    if row is None:
+        return None
+    cipher = ctx.keys.cipher(session, user_id)
+    name = cipher.decrypt("real_name.name", row.name_enc)
+    number = cipher.decrypt("real_name.id_number", row.id_number_enc)
+    return RealNameOut(
+        status=row.status,  # type: ignore[arg-type]
+        name_masked=name[0] + "*" * (len(name) - 1),
+        id_number_masked=idcard.mask(number),
+        submitted_at=row.submitted_at,
+        verified_at=row.verified_at,
+    )
+
+
+def me_out(ctx: AppContext, session: Session, user: User, policy_version: int | None = None) -> MeOut:
+    return MeOut(
+        id=user.id,
+        phone=decrypt_phone(ctx, session, user),
+        nickname=user.nickname,
+        avatar_media_id=user.avatar_media_id,
+        avatar_url=_avatar_url(session, user),
+        gender=user.gender,  # type: ignore[arg-type]
+        birthday=user.birthday,
+        tags=list(user.tags or []),
+        region=user.region,
+        has_password=bool(user.password_hash),
+        real_name=real_name_out(ctx, session, user.id),
+        policy_version=policy_version,
+        created_at=user.created_at,
+    )
+
+
+def update_profile(session: Session, user: User, patch: MePatch) -> list[str]:
+    """Apply the fields present in the request; return the names of the fields that changed."""
+    changes = patch.model_dump(exclude_unset=True)
+    if "nickname" in changes:
+        if changes["nickname"] is None:
+            raise Invalid("昵称不能为空", code="invalid_nickname")
+        changes["nickname"] = _clean_text(changes["nickname"], "昵称")
+        if not 1 <= len(changes["nickname"]) <= 20:
+            raise Invalid("昵称需为 1–20 个字符", code="invalid_nickname")
+    if changes.get("birthday") is not None:
+        born: date = changes["birthday"]
+        if born > utcnow().date() or born.year < 1900:
+            raise Invalid("请填写真实的出生日期", code="invalid_birthday")
+    if "tags" in changes:
+        tags: list[str] = []
+        for raw in changes["tags"] or []:
+            tag = _clean_text(raw, "标签")
+            if not 1 <= len(tag) <= 12:
+                raise Invalid("每个标签需为 1–12 个字符", code="invalid_tag")
+            if tag not in tags:
+                tags.append(tag)
+        changes["tags"] = tags
+    if changes.get("region") is not None:
+        changes["region"] = _clean_text(changes["region"], "地区") or None
+    if changes.get("avatar_media_id") is not None:
+        owned_image(session, user.id, changes["avatar_media_id"])
+    changed = [k for k, v in changes.items() if getattr(user, k) != v]
+    for key in changed:
+        setattr(user, key, changes[key])
+    if changed:
+        user.updated_at = utcnow()
+    return changed
+
+
+def privacy_settings(user: User) -> PrivacySettings:
+    return PrivacySettings(
+        show_phone=user.show_phone,
+        show_region=user.show_region,
+        personalized_recommendations=user.personalized_recommendations,
+    )
+
+
+def update_privacy_settings(user: User, patch: PrivacySettingsPatch) -> list[str]:
+    changed = [k for k, v in patch.model_dump(exclude_unset=True).items() if v is not None and getattr(user, k) != v]
+    for key in changed:
+        setattr(user, key, getattr(patch, key))
+    if changed:
+        user.updated_at = utcnow()
+    return changed
+
+
+def public_profile(ctx: AppContext, session: Session, user_id: str) -> PublicProfile:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("用户不存在", code="user_not_found")
+    if user.status != "active":
+        return PublicProfile(id=user.id, nickname=CANCELLED_NAME, avatar_url=None, gender=None, tags=[],
+                             real_name_verified=False, cancelled=True)
+    verified = session.scalar(
+        select(RealNameVerification.id).where(
+            RealNameVerification.user_id == user.id, RealNameVerification.status == "verified"
+        )
+    )
+    shown: dict[str, str | None] = {}
+    # P38/P39: the keys are absent, not just empty, unless the owner switched them on.
+    if user.show_phone:
+        shown["phone"] = decrypt_phone(ctx, session, user)
+    if user.show_region:
+        shown["region"] = user.region
+    return PublicProfile(
+        id=user.id,
+        nickname=user.nickname or f"汇客{user.id[-4:]}",
+        avatar_url=_avatar_url(session, user),
+        gender=user.gender,  # type: ignore[arg-type]
+        tags=list(user.tags or []),
+        real_name_verified=verified is not None,
+        **shown,
+    )
+
+
+def masked_phone(ctx: AppContext, session: Session, user: User) -> str | None:
+    phone = decrypt_phone(ctx, session, user)
+    return mask(phone) if phone else None
+
+
+def submit_real_name(ctx: AppContext, session: Session, user: User, name: str, id_number: str) -> None:
+    row = session.scalar(select(RealNameVerification).where(RealNameVerification.user_id == user.id))
+    if row is not None and row.status == "verified":
+        raise Conflict("实名认证已通过，认证信息不可更改", code="real_name_locked")
+    name = _clean_text(name, "姓名")
+    if not _NAME.match(name):
+        raise Invalid("请填写身份证上的真实姓名", code="invalid_name")
+    number = idcard.normalize(id_number)
+    if number is None:
+        raise Invalid("身份证号码无效，请核对后重新输入", code="invalid_id_number")
+    cipher = ctx.keys.cipher(session, user.id)
+    if row is None:
+        row = RealNameVerification(user_id=user.id)
+        session.add(row)
+    row.name_enc = cipher.encrypt("real_name.name", name)
+    row.id_number_enc = cipher.encrypt("real_name.id_number", number)
+    row.id_number_bidx = ctx.ring.blind_index("id_number", number)
+    row.status = "pending"
+    row.submitted_at = utcnow()
+    row.verified_at = None
+    row.reviewer_note = None
+    session.flush()
+
+
+def review_real_name(session: Session, user_id: str, approve: bool, note: str | None = None) -> RealNameVerification:
+    row = session.scalar(select(RealNameVerification).where(RealNameVerification.user_id == user_id))
+    if row is None:
+        raise NotFound("该用户没有实名认证申请", code="real_name_not_found")
+    if row.status == "verified":
+        raise Conflict("实名认证已通过，认证信息不可更改", code="real_name_locked")
+    row.status = "verified" if approve else "rejected"
+    row.verified_at = utcnow() if approve else None
+    row.reviewer_note = note
+    session.flush()
+    return row

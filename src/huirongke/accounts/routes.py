@@ -1,0 +1,155 @@
+"""Accounts HTTP API: thin handlers that parse, call the services and return."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import select
+
+from huirongke.accounts import profile, signin
+from huirongke.accounts.deps import DB, AnyUser, Ctx, CurrentUser, client_ip
+from huirongke.accounts.models import AuthSession, Device
+from huirongke.accounts.schemas import (
+    DeviceOut,
+    MeOut,
+    MePatch,
+    PasswordSet,
+    PrivacySettings,
+    PrivacySettingsPatch,
+    PublicProfile,
+    RealNameOut,
+    RealNameSubmit,
+    SessionInfo,
+    SessionOut,
+    SignInRequest,
+    SmsCodeRequest,
+    SmsCodeSent,
+)
+from huirongke.kit.clock import utcnow
+from huirongke.kit.errors import NotFound
+
+router = APIRouter(prefix="/api/v1", tags=["accounts"])
+
+
+@router.post("/auth/sms-codes", status_code=202, response_model=SmsCodeSent)
+def request_sms_code(body: SmsCodeRequest, request: Request, ctx: Ctx, session: DB) -> SmsCodeSent:
+    signin.request_code(ctx, session, body.phone, client_ip(request))
+    return SmsCodeSent(expires_in=ctx.settings.sms_code_ttl_seconds, resend_after=ctx.settings.sms_resend_seconds)
+
+
+@router.post("/auth/sessions", status_code=201, response_model=SessionOut)
+def create_session(body: SignInRequest, request: Request, ctx: Ctx, session: DB) -> SessionOut:
+    result = signin.sign_in(
+        ctx,
+        session,
+        raw_phone=body.phone,
+        code=body.code,
+        password=body.password,
+        accept_policy_version=body.accept_policy_version,
+        device=body.device,
+        ip=client_ip(request),
+    )
+    version = None if result.policy_update_required else ctx.policy.current(session).version
+    return SessionOut(
+        token=result.token,
+        user=profile.me_out(ctx, session, result.user, version),
+        policy_update_required=result.policy_update_required,
+    )
+
+
+@router.delete("/auth/sessions/current", status_code=204)
+def sign_out(user: AnyUser, session: DB) -> Response:
+    signin.revoke_sessions(session, user.user.id, only=user.auth.id)
+    return Response(status_code=204)
+
+
+@router.get("/me/sessions", response_model=list[SessionInfo])
+def list_sessions(user: CurrentUser, session: DB) -> list[SessionInfo]:
+    now = utcnow()
+    rows = session.execute(
+        select(AuthSession, Device)
+        .outerjoin(Device, Device.id == AuthSession.device_id)
+        .where(AuthSession.user_id == user.user.id, AuthSession.revoked_at.is_(None), AuthSession.expires_at > now)
+        .order_by(AuthSession.last_seen_at.desc())
+    ).all()
+    return [
+        SessionInfo(
+            id=a.id,
+            current=a.id == user.auth.id,
+            method=a.method,
+            device=DeviceOut.model_validate(d, from_attributes=True) if d else None,
+            login_ip=a.login_ip,
+            created_at=a.created_at,
+            last_seen_at=a.last_seen_at,
+            expires_at=a.expires_at,
+        )
+        for a, d in rows
+    ]
+
+
+@router.delete("/me/sessions/{session_id}", status_code=204)
+def revoke_session(session_id: str, user: CurrentUser, session: DB) -> Response:
+    if not signin.revoke_sessions(session, user.user.id, only=session_id):
+        raise NotFound("找不到该登录会话", code="session_not_found")
+    return Response(status_code=204)
+
+
+@router.delete("/me/sessions", status_code=204)
+def revoke_all_sessions(user: AnyUser, session: DB) -> Response:
+    """Sign out everywhere, this device included."""
+    signin.revoke_sessions(session, user.user.id)
+    return Response(status_code=204)
+
+
+@router.get("/me/devices", response_model=list[DeviceOut])
+def list_devices(user: CurrentUser, session: DB) -> list[DeviceOut]:
+    rows = session.scalars(
+        select(Device).where(Device.user_id == user.user.id).order_by(Device.last_seen_at.desc())
+    )
+    return [DeviceOut.model_validate(d, from_attributes=True) for d in rows]
+
+
+@router.get("/me", response_model=MeOut)
+def get_me(user: CurrentUser, ctx: Ctx, session: DB) -> MeOut:
+    return profile.me_out(ctx, session, user.user, ctx.policy.current(session).version)
+
+
+@router.patch("/me", response_model=MeOut)
+def patch_me(body: MePatch, user: CurrentUser, ctx: Ctx, session: DB) -> MeOut:
+    profile.update_profile(session, user.user, body)
+    session.flush()
+    return profile.me_out(ctx, session, user.user, ctx.policy.current(session).version)
+
+
+@router.put("/me/password", status_code=204)
+def set_password(body: PasswordSet, user: CurrentUser, session: DB) -> Response:
+    signin.set_password(session, user.user, body.password, body.current_password)
+    return Response(status_code=204)
+
+
+@router.get("/me/privacy-settings", response_model=PrivacySettings)
+def get_privacy_settings(user: CurrentUser) -> PrivacySettings:
+    return profile.privacy_settings(user.user)
+
+
+@router.patch("/me/privacy-settings", response_model=PrivacySettings)
+def patch_privacy_settings(body: PrivacySettingsPatch, user: CurrentUser) -> PrivacySettings:
+    profile.update_privacy_settings(user.user, body)
+    return profile.privacy_settings(user.user)
+
+
+@router.get("/me/real-name", response_model=RealNameOut | None)
+def get_real_name(user: CurrentUser, ctx: Ctx, session: DB) -> RealNameOut | None:
+    return profile.real_name_out(ctx, session, user.user.id)
+
+
+@router.post("/me/real-name", status_code=201, response_model=RealNameOut)
+def submit_real_name(body: RealNameSubmit, user: CurrentUser, ctx: Ctx, session: DB) -> RealNameOut:
+    profile.submit_real_name(ctx, session, user.user, body.name, body.id_number)
+    out = profile.real_name_out(ctx, session, user.user.id)
+    assert out is not None
+    return out
+
+
+@router.get("/users/{user_id}", response_model=PublicProfile, response_model_exclude_unset=True)
+def get_public_profile(user_id: str, _: CurrentUser, ctx: Ctx, session: DB) -> PublicProfile:
+    return profile.public_profile(ctx, session, user_id)

@@ -1,0 +1,250 @@
+"""Sign-in (P04, P10): SMS codes, password sign-in, sessions and devices."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from huirongke.accounts.models import AuthSession, Device, SmsCode, User
+from huirongke.accounts.schemas import DeviceIn
+from huirongke.context import AppContext
+from huirongke.kit.clock import utcnow
+from huirongke.kit.crypto import sha256_hex
+from huirongke.kit.db import after_commit
+from huirongke.kit.errors import AppError, BadRequest, Invalid, PreconditionRequired, RateLimited
+from huirongke.kit.phone import InvalidPhone, normalize
+from huirongke.kit.ratelimit import enforce
+from huirongke.kit.sms.base import SmsMessage, SmsSendError
+
+log = structlog.get_logger(__name__)
+_hasher = PasswordHasher()  # argon2id with the library's recommended parameters
+
+
+def parse_phone(raw: str) -> str:
+    try:
+        return normalize(raw)
+    except InvalidPhone:
+        raise Invalid("请输入有效的中国大陆手机号码", code="invalid_phone") from None
+
+
+def hash_token(token: str) -> str:
+    return sha256_hex(token)
+
+
+def request_code(ctx: AppContext, session: Session, raw_phone: str, ip: str | None) -> SmsCode:
+    s = ctx.settings
+    phone = parse_phone(raw_phone)
+    bidx = ctx.phone_bidx(phone)
+    now = utcnow()
+    if ip:
+        enforce(ctx.limiter, f"sms-ip:{sha256_hex(ip)}", s.sms_ip_hourly_limit, 3600)
+    last = session.scalar(select(func.max(SmsCode.created_at)).where(SmsCode.phone_bidx == bidx))
+    if last is not None:
+        wait = s.sms_resend_seconds - (now - last).total_seconds()
+        if wait > 0:
+            raise RateLimited(int(wait) + 1, "验证码发送过于频繁，请稍后再试")
+    day_ago = now - timedelta(days=1)
+    q = select(SmsCode.created_at).where(SmsCode.phone_bidx == bidx, SmsCode.created_at > day_ago)
+    sent_today = sorted(session.scalars(q))
+    if len(sent_today) >= s.sms_daily_limit:
+        retry = (sent_today[0] + timedelta(days=1) - now).total_seconds()
+        raise RateLimited(int(retry) + 1, "今日验证码发送次数已达上限，请明天再试")
+
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    # Any earlier code for this number stops working once a new one is issued.
+    session.execute(
+        update(SmsCode)
+        .where(SmsCode.phone_bidx == bidx, SmsCode.consumed_at.is_(None))
+        .values(consumed_at=now)
+    )
+    row = SmsCode(
+        phone_bidx=bidx,
+        code_hash=ctx.ring.mac("sms", bidx, code),
+        ip_hash=sha256_hex(ip) if ip else None,
+        created_at=now,
+        expires_at=now + timedelta(seconds=s.sms_code_ttl_seconds),
+    )
+    session.add(row)
+    session.flush()
+    minutes = s.sms_code_ttl_seconds // 60
+    message = SmsMessage(
+        phone=phone,
+        template="login_code",
+        params={"code": code},
+        text=f"【汇容客】您的登录验证码为 {code}，{minutes} 分钟内有效。请勿告诉他人。",
+    )
+    after_commit(session, lambda: _deliver(ctx, message, row.id))
+    return row
+
+
+def _deliver(ctx: AppContext, message: SmsMessage, code_id: str) -> None:
+    try:
+        ctx.sms.send(message)
+    except SmsSendError as exc:
+        log.error("sms_send_failed", code_id=code_id, provider=ctx.sms.name, reason=str(exc))
+        raise AppError("短信发送失败，请稍后重试", code="sms_unavailable", status=503) from None
+
+
+def check_code(ctx: AppContext, session: Session, bidx: str, code: str) -> None:
+    """Consume a valid code or raise 400 invalid_code. Five wrong tries void the code."""
+    now = utcnow()
+    row = session.scalar(
+        select(SmsCode)
+        .where(SmsCode.phone_bidx == bidx, SmsCode.consumed_at.is_(None), SmsCode.expires_at > now)
+        .order_by(SmsCode.created_at.desc())
+        .limit(1)
+    )
+    invalid = BadRequest("验证码错误或已失效，请重新获取", code="invalid_code")
+    if row is None:
+        raise invalid
+    if not secrets.compare_digest(row.code_hash, ctx.ring.mac("sms", bidx, code.strip())):
+        row.attempts += 1
+        if row.attempts >= ctx.settings.sms_max_attempts:
+            row.consumed_at = now
+        # The failed try must be remembered even though the request fails.
+        session.commit()
+        remaining = max(0, ctx.settings.sms_max_attempts - row.attempts)
+        invalid.details = {"attempts_left": remaining}
+        raise invalid
+    row.consumed_at = now
+
+
+@dataclass
+class SignInResult:
+    token: str
+    user: User
+    created: bool
+    policy_update_required: bool
+
+
+def sign_in(
+    ctx: AppContext,
+    session: Session,
+    *,
+    raw_phone: str,
+    code: str | None,
+    password: str | None,
+    accept_policy_version: int | None,
+    device: DeviceIn | None,
+    ip: str | None,
+) -> SignInResult:
+    phone = parse_phone(raw_phone)
+    bidx = ctx.phone_bidx(phone)
+    if ip:
+        enforce(ctx.limiter, f"signin-ip:{sha256_hex(ip)}", 120, 3600)
+    user = session.scalar(select(User).where(User.phone_bidx == bidx))
+    current = ctx.policy.current(session)
+
+    if password is not None and code is None:
+        method = "password"
+        _check_password(user, password)
+    elif code is not None:
+        method = "sms"
+        if user is None and accept_policy_version != current.version:
+            # Don't burn the code: the client shows the policy and retries with the same code.
+            raise PreconditionRequired(
+                "注册前请阅读并同意《汇容客隐私政策》",
+                code="policy_consent_required",
+                details={"current_version": current.version},
+            )
+        check_code(ctx, session, bidx, code)
+    else:
+        raise Invalid("请提供验证码或密码", code="credentials_required")
+
+    created = False
+    if user is None:
+        user = _register(ctx, session, phone, bidx)
+        created = True
+    if user.status != "active":
+        raise AppError("该账号已注销，无法登录", code="account_cancelled", status=403)
+
+    if accept_policy_version is not None and accept_policy_version == current.version:
+        ctx.policy.agree(session, user.id, current.version, channel="sign_in")
+    agreed = ctx.policy.has_agreed(session, user.id, current.version)
+
+    now = utcnow()
+    token = secrets.token_urlsafe(32)
+    auth = AuthSession(
+        user_id=user.id,
+        token_hash=hash_token(token),
+        method=method,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(days=ctx.settings.session_ttl_days),
+    )
+    # P01/P03: device info and the login IP are collected only once the current policy is agreed.
+    if agreed:
+        auth.login_ip = ip
+        if device is not None and device.device_id:
+            auth.device_id = record_device(ctx, session, user.id, device).id
+    session.add(auth)
+    session.flush()
+    log.info("signed_in", user_id=user.id, method=method, created=created)
+    return SignInResult(token, user, created, not agreed)
+
+
+def _check_password(user: User | None, password: str) -> None:
+    wrong = BadRequest("手机号或密码错误", code="invalid_credentials")
+    if user is None or not user.password_hash:
+        _hasher.hash(password)  # same cost either way, so timing does not reveal accounts
+        raise wrong
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        raise wrong from None
+
+
+def _register(ctx: AppContext, session: Session, phone: str, bidx: str) -> User:
+    now = utcnow()
+    user = User(phone_bidx=bidx, created_at=now, updated_at=now, tags=[])
+    session.add(user)
+    session.flush()
+    cipher = ctx.keys.create(session, user.id)
+    user.phone_enc = cipher.encrypt("users.phone", phone)
+    session.flush()
+    return user
+
+
+def record_device(ctx: AppContext, session: Session, user_id: str, device: DeviceIn) -> Device:
+    now = utcnow()
+    # P02: the raw device identifier is pseudonymised with a keyed hash before it is stored.
+    device_hash = ctx.ring.blind_index("device", device.device_id or "")
+    row = session.scalar(select(Device).where(Device.user_id == user_id, Device.device_hash == device_hash))
+    if row is None:
+        row = Device(user_id=user_id, device_hash=device_hash, first_seen_at=now)
+        session.add(row)
+    row.model, row.os_version, row.network_type = device.model, device.os_version, device.network_type
+    row.last_seen_at = now
+    session.flush()
+    return row
+
+
+def set_password(session: Session, user: User, password: str, current_password: str | None) -> None:
+    if user.password_hash:
+        if not current_password:
+            raise BadRequest("请输入当前密码", code="current_password_required")
+        try:
+            _hasher.verify(user.password_hash, current_password)
+        except (VerificationError, InvalidHashError):
+            raise BadRequest("当前密码不正确", code="invalid_credentials") from None
+    if password.isdigit() or password.isalpha():
+        raise Invalid("密码需同时包含字母和数字", code="weak_password")
+    user.password_hash = _hasher.hash(password)
+    user.updated_at = utcnow()
+
+
+def revoke_sessions(session: Session, user_id: str, *, only: str | None = None, keep: str | None = None) -> int:
+    q = update(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+    if only:
+        q = q.where(AuthSession.id == only)
+    if keep:
+        q = q.where(AuthSession.id != keep)
+    result = session.execute(q.values(revoked_at=utcnow()))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

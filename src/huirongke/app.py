@@ -1,0 +1,80 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from huirongke import models  # noqa: F401  (registers every table)
+from huirongke.accounts.routes import router as accounts_router
+from huirongke.config import Settings, get_settings
+from huirongke.context import AppContext, build_context
+from huirongke.kit.errors import AppError, install_error_handlers
+from huirongke.kit.logging import configure_logging
+from huirongke.kit.middleware import RequestContextMiddleware
+from huirongke.media.routes import router as media_router
+from huirongke.privacy.routes import router as privacy_router
+from huirongke.web.routes import STATIC_DIR
+from huirongke.web.routes import router as web_router
+
+
+def create_app(
+    settings: Settings | None = None, *, ctx: AppContext | None = None, run_jobs: bool = False
+) -> FastAPI:
+    settings = settings or (ctx.settings if ctx else get_settings())
+    configure_logging(settings.log_level)
+    ctx = ctx or build_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with ctx.db.session() as session:
+            ctx.policy.ensure_seeded(session, settings)
+        consumer = ctx.jobs.start_consumer() if run_jobs else None
+        yield
+        if consumer is not None:
+            consumer.stop(graceful=True)
+
+    app = FastAPI(
+        title="汇容客 API",
+        version="1",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        checks = {"database": ctx.db.ping, "jobs": ctx.jobs.ping, "storage": ctx.storage.ping}
+        failed = []
+        for name, check in checks.items():
+            try:
+                await run_in_threadpool(check)
+            except Exception:
+                failed.append(name)
+        if failed:
+            raise AppError("服务尚未就绪", code="not_ready", status=503, details={"failed": failed})
+        return JSONResponse({"status": "ready"})
+
+    app.include_router(accounts_router)
+    app.include_router(privacy_router)
+    app.include_router(media_router)
+    if settings.env == "dev":
+        from huirongke.kit.sms.dev_routes import router as dev_router
+
+        app.include_router(dev_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(web_router)
+    return app

@@ -1,0 +1,75 @@
+"""Settings, all read from `HRK_*` environment variables (see README's settings table)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HRK_", env_file=".env", extra="ignore")
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    redis_url: str | None = None
+    storage_url: str | None = None
+    log_level: str = "INFO"
+
+    # Sign-in
+    sms_provider: Literal["console", "aliyun"] = "console"
+    sms_code_ttl_seconds: int = 300
+    sms_resend_seconds: int = 60
+    sms_daily_limit: int = 10
+    sms_ip_hourly_limit: int = 30
+    sms_max_attempts: int = 5
+    session_ttl_days: int = 30
+    aliyun_access_key_id: str = ""
+    aliyun_access_key_secret: str = ""
+    aliyun_sms_sign_name: str = "汇容客"
+    aliyun_sms_template_login: str = ""
+
+    # Media
+    avatar_max_bytes: int = 5 * 1024 * 1024
+    avatar_max_pixels: int = 40_000_000
+    avatar_size: int = 512
+
+    # Operator-configurable facts the published policy states (P43)
+    company_name: str = "厦门惠榕软件科技有限公司"
+    company_address: str = "福建省厦门市"
+    hotline: str = "400-0000-690"
+    contact_email: str = "privacy@huirongke.cn"
+    jurisdiction_city: str = "厦门市"
+
+    cancellation_cooling_off_days: int = Field(default=7, ge=0)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'huirongke.db').resolve()}"
+
+    @property
+    def media_dir(self) -> Path:
+        if self.storage_url and self.storage_url.startswith("file://"):
+            return Path(self.storage_url.removeprefix("file://"))
+        return self.data_dir / "media"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def ensure_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.media_dir.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,82 @@
+"""The application context: the shared services one process holds, built once from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from huirongke.config import Settings
+from huirongke.kit.clock import utcnow
+from huirongke.kit.crypto import KeyRing
+from huirongke.kit.db import Database
+from huirongke.kit.jobs import JobQueue
+from huirongke.kit.phone import normalize
+from huirongke.kit.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from huirongke.kit.sms.base import SmsMessage, SmsProvider
+from huirongke.kit.sms.console import ConsoleSmsProvider
+from huirongke.kit.sms.outbox import DevSmsOutbox
+from huirongke.kit.storage import LocalStorage, MediaStorage
+from huirongke.privacy.keys import SubjectKeys
+from huirongke.privacy.policy import PolicyService
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    keys: SubjectKeys
+    storage: MediaStorage
+    limiter: RateLimiter
+    policy: PolicyService
+    sms: SmsProvider = field(init=False)
+    jobs: JobQueue = field(init=False)
+    redis: Any = None
+
+    @property
+    def ring(self) -> KeyRing:
+        return self.keys.ring
+
+    def phone_bidx(self, e164: str) -> str:
+        return self.ring.blind_index("phone", e164)
+
+    def write_dev_outbox(self, message: SmsMessage) -> None:
+        with self.db.session() as s:
+            s.add(DevSmsOutbox(phone_bidx=self.phone_bidx(normalize(message.phone)), text=message.text,
+                               sent_at=utcnow()))
+
+
+def _sms_provider(ctx: AppContext) -> SmsProvider:
+    s = ctx.settings
+    if s.sms_provider == "aliyun":
+        from huirongke.kit.sms.aliyun import AliyunSmsProvider
+
+        return AliyunSmsProvider(
+            access_key_id=s.aliyun_access_key_id,
+            access_key_secret=s.aliyun_access_key_secret,
+            sign_name=s.aliyun_sms_sign_name,
+            template_codes={"login_code": s.aliyun_sms_template_login},
+        )
+    return ConsoleSmsProvider(ctx.write_dev_outbox if s.env != "prod" else None)
+
+
+def build_context(settings: Settings, *, immediate_jobs: bool = False) -> AppContext:
+    settings.ensure_dirs()
+    redis_client = None
+    limiter: RateLimiter = MemoryRateLimiter()
+    if settings.redis_url:
+        import redis
+
+        redis_client = redis.Redis.from_url(settings.redis_url)
+        limiter = RedisRateLimiter(redis_client)
+    ctx = AppContext(
+        settings=settings,
+        db=Database(settings.resolved_database_url),
+        keys=SubjectKeys(KeyRing.from_file(settings.data_dir / "keys" / "master.key")),
+        storage=LocalStorage(settings.media_dir),
+        limiter=limiter,
+        policy=PolicyService(),
+        redis=redis_client,
+    )
+    ctx.sms = _sms_provider(ctx)
+    ctx.jobs = JobQueue.from_settings(settings.data_dir, settings.redis_url, ctx, immediate=immediate_jobs)
+    return ctx

@@ -1,0 +1,151 @@
+"""Domain errors carry their HTTP status and code; one set of handlers renders the API.md body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+
+class AppError(Exception):
+    status = 400
+    code = "bad_request"
+    message = "请求有误"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.message
+        self.code = code or self.code
+        self.status = status or self.status
+        self.details = details or {}
+        self.headers = headers or {}
+        super().__init__(self.code)
+
+
+class BadRequest(AppError):
+    pass
+
+
+class Invalid(AppError):
+    status = 422
+    code = "validation_error"
+    message = "提交的内容不符合要求"
+
+
+class Unauthorized(AppError):
+    status = 401
+    code = "unauthorized"
+    message = "请先登录"
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+    message = "没有权限执行此操作"
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+    message = "找不到该对象"
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+    message = "操作与当前状态冲突"
+
+
+class TooLarge(AppError):
+    status = 413
+    code = "file_too_large"
+    message = "文件过大"
+
+
+class UnsupportedMedia(AppError):
+    status = 415
+    code = "unsupported_media_type"
+    message = "不支持的文件类型"
+
+
+class PreconditionRequired(AppError):
+    status = 428
+    code = "consent_required"
+    message = "需要您的同意"
+
+
+class RateLimited(AppError):
+    status = 429
+    code = "rate_limited"
+    message = "操作过于频繁，请稍后再试"
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        retry_after = max(1, int(retry_after))
+        super().__init__(
+            message, details={"retry_after": retry_after}, headers={"Retry-After": str(retry_after)}
+        )
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+_STATUS_CODES = {
+    400: ("bad_request", "请求有误"),
+    401: ("unauthorized", "请先登录"),
+    403: ("forbidden", "没有权限执行此操作"),
+    404: ("not_found", "找不到该对象"),
+    405: ("method_not_allowed", "不支持该请求方法"),
+    406: ("not_acceptable", "无法提供所请求的格式"),
+    413: ("payload_too_large", "请求内容过大"),
+    415: ("unsupported_media_type", "不支持的内容类型"),
+}
+
+
+def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
+    fields = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        # Never echo the submitted value back: it may be personal data.
+        fields.append({"field": ".".join(loc) or "body", "type": err.get("type", "invalid")})
+    return {"fields": fields}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = _validation_details(exc)
+        if any(f["type"] == "json_invalid" for f in details["fields"]):
+            return JSONResponse(error_body("malformed_json", "请求内容不是有效的 JSON", {}), status_code=400)
+        return JSONResponse(error_body("validation_error", "提交的内容不符合要求", details), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, message = _STATUS_CODES.get(exc.status_code, ("http_error", "请求无法完成"))
+        return JSONResponse(
+            error_body(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled_error", error_type=type(exc).__name__, path=request.url.path)
+        return JSONResponse(error_body("internal_error", "服务器开小差了，请稍后再试"), status_code=500)

@@ -1,0 +1,91 @@
+"""Background jobs on huey: its SQLite store when embedded, Redis at scale.
+
+Job functions are registered once with `@job(...)` and bound to each JobQueue. Payloads carry ids
+only, never personal data. `serve` runs an in-process consumer; `huirongke worker` runs one alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from huey import Huey, RedisHuey, SqliteHuey, crontab
+from huey.consumer import Consumer
+
+JobFn = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class _Registered:
+    fn: JobFn
+    every_minutes: int | None
+
+
+_REGISTRY: dict[str, _Registered] = {}
+
+
+def job(name: str, *, every_minutes: int | None = None) -> Callable[[JobFn], JobFn]:
+    """Register a job. Its first argument is the app context; the rest must be ids or plain values."""
+
+    def deco(fn: JobFn) -> JobFn:
+        _REGISTRY[name] = _Registered(fn, every_minutes)
+        return fn
+
+    return deco
+
+
+class JobQueue:
+    def __init__(self, huey: Huey, context: Any) -> None:
+        self.huey = huey
+        self.context = context
+        self._tasks: dict[str, Any] = {}
+        for name, reg in _REGISTRY.items():
+            self._bind(name, reg)
+
+    @classmethod
+    def from_settings(cls, data_dir: Path, redis_url: str | None, context: Any, immediate: bool = False) -> JobQueue:
+        huey: Huey
+        if redis_url:
+            huey = RedisHuey("huirongke", url=redis_url, immediate=immediate, results=False)
+        else:
+            huey = SqliteHuey("huirongke", filename=str(data_dir / "jobs.db"), immediate=immediate,
+                              results=False)
+        return cls(huey, context)
+
+    def _bind(self, name: str, reg: _Registered) -> None:
+        ctx = self
+
+        def run(*args: Any) -> Any:
+            return reg.fn(ctx.context, *args)
+
+        run.__name__ = name
+        if reg.every_minutes:
+            minute = f"*/{reg.every_minutes}" if reg.every_minutes < 60 else "0"
+            self._tasks[name] = self.huey.periodic_task(crontab(minute=minute), name=name)(run)
+        else:
+            self._tasks[name] = self.huey.task(name=name)(run)
+
+    def enqueue(self, name: str, *args: Any, delay: timedelta | None = None) -> None:
+        task = self._tasks[name]
+        if delay:
+            task.schedule(args=args, delay=delay.total_seconds())
+        else:
+            task(*args)
+
+    def run_now(self, name: str, *args: Any) -> Any:
+        """Run a job in this thread (CLI, tests)."""
+        return _REGISTRY[name].fn(self.context, *args)
+
+    def ping(self) -> None:
+        self.huey.pending_count()
+
+    def pending(self) -> int:
+        return int(self.huey.pending_count())
+
+    def start_consumer(self, workers: int = 2) -> Consumer:
+        consumer = self.huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
+        consumer.start()
+        return consumer

@@ -1,0 +1,28 @@
+"""The SMS provider interface. A provider is a third party in the data map's sharing list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class SmsMessage:
+    """One outgoing text. `phone` is E.164; `template` names the kind of message, `params` fills it."""
+
+    phone: str
+    template: str  # e.g. "login_code", "guardian_code"
+    params: dict[str, str]
+    text: str  # the rendered Chinese text, for providers that send free text and for the dev outbox
+
+
+class SmsSendError(Exception):
+    """The provider refused or could not be reached. Its message never holds the phone number."""
+
+
+class SmsProvider(Protocol):
+    name: str
+    #: Where the provider processes data (P14): e.g. "CN-mainland".
+    region: str
+
+    def send(self, message: SmsMessage) -> None: ...

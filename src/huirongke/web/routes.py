@@ -1,0 +1,20 @@
+"""The web client: one HTML shell; everything else is static JS over the JSON API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/", response_class=HTMLResponse)
+def shell(request: Request) -> HTMLResponse:
+    # The shell is the same for everyone and holds no data: the policy dialog runs before any API call.
+    return templates.TemplateResponse(request, "index.html", {"env": request.app.state.ctx.settings.env})
