@@ -18,6 +18,7 @@ from huirongke.kit.errors import AppError, install_error_handlers
 from huirongke.kit.logging import configure_logging
 from huirongke.kit.middleware import RequestContextMiddleware
 from huirongke.media.routes import router as media_router
+from huirongke.privacy.rights_routes import router as rights_router
 from huirongke.privacy.routes import router as privacy_router
 from huirongke.web.routes import STATIC_DIR
 from huirongke.web.routes import router as web_router
@@ -70,6 +71,7 @@ def create_app(
 
     app.include_router(accounts_router)
     app.include_router(privacy_router)
+    app.include_router(rights_router)
     app.include_router(media_router)
     if settings.env == "dev":
         from huirongke.kit.sms.dev_routes import router as dev_router

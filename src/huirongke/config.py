@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     sms_resend_seconds: int = 60
     sms_daily_limit: int = 10
     sms_ip_hourly_limit: int = 30
+    signin_ip_hourly_limit: int = 120
     sms_max_attempts: int = 5
     session_ttl_days: int = 30
     aliyun_access_key_id: str = ""
@@ -48,6 +49,12 @@ class Settings(BaseSettings):
     jurisdiction_city: str = "厦门市"
 
     cancellation_cooling_off_days: int = Field(default=7, ge=0)
+    export_ttl_hours: int = Field(default=24, ge=1)
+    export_interval_hours: int = Field(default=24, ge=0)
+    audit_retention_days: int = Field(default=400, ge=183)  # R10: at least 6 months
+    #: P14: a storage/provider region outside mainland China is refused unless this names a declared,
+    #: consent-gated cross-border purpose.
+    cross_border_purpose: str | None = None
 
     @property
     def resolved_database_url(self) -> str:

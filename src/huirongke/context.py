@@ -41,8 +41,11 @@ class AppContext:
 
     def write_dev_outbox(self, message: SmsMessage) -> None:
         with self.db.session() as s:
-            s.add(DevSmsOutbox(phone_bidx=self.phone_bidx(normalize(message.phone)), text=message.text,
-                               sent_at=utcnow()))
+            s.add(
+                DevSmsOutbox(
+                    phone_bidx=self.phone_bidx(normalize(message.phone)), text=message.text, sent_at=utcnow()
+                )
+            )
 
 
 def _sms_provider(ctx: AppContext) -> SmsProvider:
@@ -78,5 +81,7 @@ def build_context(settings: Settings, *, immediate_jobs: bool = False) -> AppCon
         redis=redis_client,
     )
     ctx.sms = _sms_provider(ctx)
+    import huirongke.jobs_registry  # noqa: F401  (register every job before binding)
+
     ctx.jobs = JobQueue.from_settings(settings.data_dir, settings.redis_url, ctx, immediate=immediate_jobs)
     return ctx

@@ -50,9 +50,9 @@ def _bearer(request: Request) -> str:
 def _principal(request: Request, ctx: Ctx, session: DB) -> Principal:
     token = _bearer(request)
     row = session.execute(
-        select(AuthSession, User).join(User, User.id == AuthSession.user_id).where(
-            AuthSession.token_hash == hash_token(token)
-        )
+        select(AuthSession, User)
+        .join(User, User.id == AuthSession.user_id)
+        .where(AuthSession.token_hash == hash_token(token))
     ).first()
     now = utcnow()
     if row is None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from huirongke.kit.db import Base, UTCDateTime
 from huirongke.kit.ids import new_id
-from huirongke.privacy.datamap import NOT_PERSONAL, SubjectLink, pii
+from huirongke.privacy.datamap import NOT_PERSONAL, SECRET, SubjectLink, pii
 
 
 class User(Base):
@@ -19,11 +18,13 @@ class User(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
     phone_bidx: Mapped[str | None] = mapped_column(
-        String(64), unique=True,
-        info=pii("user.contact.phone", "手机号码（检索索引）", purposes=["account"]),
+        String(64),
+        unique=True,
+        info=pii("user.contact.phone", "手机号码（检索索引）", purposes=["account"], exported=False),
     )
     phone_enc: Mapped[bytes | None] = mapped_column(
-        LargeBinary, info=pii("user.contact.phone", "手机号码", purposes=["account", "security"], encrypted=True)
+        LargeBinary,
+        info=pii("user.contact.phone", "手机号码", purposes=["account", "security"], encrypted=True),
     )
     status: Mapped[str] = mapped_column(String(16), default="active", info=NOT_PERSONAL)
     nickname: Mapped[str | None] = mapped_column(
@@ -45,7 +46,8 @@ class User(Base):
         String(64), info=pii("user.profile.region", "所在地区", purposes=["profile"])
     )
     password_hash: Mapped[str | None] = mapped_column(
-        String(255), info=pii("user.credentials.password", "登录密码（哈希）", purposes=["account"])
+        String(255),
+        info=pii("user.credentials.password", "登录密码（哈希）", purposes=["account"], exported=False),
     )
     show_phone: Mapped[bool] = mapped_column(Boolean, default=False, info=NOT_PERSONAL)
     show_region: Mapped[bool] = mapped_column(Boolean, default=False, info=NOT_PERSONAL)
@@ -65,12 +67,22 @@ class SmsCode(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
     phone_bidx: Mapped[str] = mapped_column(
-        String(64), info=pii("user.contact.phone", "手机号码（检索索引）", purposes=["account"], retention="P1D")
+        String(64),
+        info=pii(
+            "user.contact.phone",
+            "手机号码（检索索引）",
+            purposes=["account"],
+            retention="P1D",
+            exported=False,
+        ),
     )
     purpose: Mapped[str] = mapped_column(String(32), default="login", info=NOT_PERSONAL)
-    code_hash: Mapped[str] = mapped_column(String(64), info=NOT_PERSONAL)
+    code_hash: Mapped[str] = mapped_column(String(64), info=SECRET)
     ip_hash: Mapped[str | None] = mapped_column(
-        String(64), info=pii("device.network.ip", "请求 IP（哈希）", purposes=["security"], retention="P1D")
+        String(64),
+        info=pii(
+            "device.network.ip", "请求 IP（哈希）", purposes=["security"], retention="P1D", exported=False
+        ),
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0, info=NOT_PERSONAL)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
@@ -90,7 +102,8 @@ class Device(Base):
         ForeignKey("users.id", ondelete="CASCADE"), info=pii("user.id", "用户标识", purposes=["security"])
     )
     device_hash: Mapped[str] = mapped_column(
-        String(64), info=pii("device.id", "设备标识（假名化）", purposes=["basic_operation", "security"])
+        String(64),
+        info=pii("device.id", "设备标识（假名化）", purposes=["basic_operation", "security"], exported=False),
     )
     model: Mapped[str | None] = mapped_column(
         String(64), info=pii("device.model", "设备型号", purposes=["basic_operation", "security"])
@@ -113,10 +126,11 @@ class AuthSession(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
     user_id: Mapped[str] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True,
+        ForeignKey("users.id", ondelete="CASCADE"),
+        index=True,
         info=pii("user.id", "用户标识", purposes=["account"]),
     )
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True, info=NOT_PERSONAL)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, info=SECRET)
     device_id: Mapped[str | None] = mapped_column(
         ForeignKey("devices.id", ondelete="SET NULL"), info=NOT_PERSONAL
     )
@@ -138,24 +152,32 @@ class RealNameVerification(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
     user_id: Mapped[str] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), unique=True,
+        ForeignKey("users.id", ondelete="CASCADE"),
+        unique=True,
         info=pii("user.id", "用户标识", purposes=["real_name"]),
     )
     name_enc: Mapped[bytes] = mapped_column(
-        LargeBinary, info=pii("user.identity.name", "真实姓名", purposes=["real_name"], sensitive=True,
-                              encrypted=True)
+        LargeBinary,
+        info=pii("user.identity.name", "真实姓名", purposes=["real_name"], sensitive=True, encrypted=True),
     )
     id_number_enc: Mapped[bytes] = mapped_column(
-        LargeBinary, info=pii("user.identity.id_number", "身份证号码", purposes=["real_name"], sensitive=True,
-                              encrypted=True)
+        LargeBinary,
+        info=pii(
+            "user.identity.id_number", "身份证号码", purposes=["real_name"], sensitive=True, encrypted=True
+        ),
     )
     id_number_bidx: Mapped[str] = mapped_column(
-        String(64), index=True,
-        info=pii("user.identity.id_number", "身份证号码（检索索引）", purposes=["real_name"], sensitive=True),
+        String(64),
+        index=True,
+        info=pii(
+            "user.identity.id_number",
+            "身份证号码（检索索引）",
+            purposes=["real_name"],
+            sensitive=True,
+            exported=False,
+        ),
     )
     status: Mapped[str] = mapped_column(String(16), default="pending", info=NOT_PERSONAL)
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
     reviewer_note: Mapped[str | None] = mapped_column(String(200), info=NOT_PERSONAL)
-
-

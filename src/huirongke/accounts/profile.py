@@ -25,6 +25,7 @@ from huirongke.kit.errors import Conflict, Invalid, NotFound
 from huirongke.kit.phone import mask
 from huirongke.media.models import Media
 from huirongke.media.service import media_url, owned_image
+from huirongke.privacy import audit
 
 CANCELLED_NAME = "已注销用户"
 _NAME = re.compile(r"^[\u4e00-\u9fff·•A-Za-z ]{2,30}$")
@@ -40,7 +41,7 @@ def _clean_text(value: str, field: str) -> str:
 def decrypt_phone(ctx: AppContext, session: Session, user: User) -> str | None:
     if not user.phone_enc:
         return None
-    return ctx.keys.cipher(session, user.id).decrypt("users.phone", user.phone_enc)
+    return ctx.keys.cipher(session, user.id).decrypt("users.phone_enc", user.phone_enc)
 
 
 def _avatar_url(session: Session, user: User) -> str | None:
@@ -52,8 +53,8 @@ def real_name_out(ctx: AppContext, session: Session, user_id: str) -> RealNameOu
     if row is None:
         return None
     cipher = ctx.keys.cipher(session, user_id)
-    name = cipher.decrypt("real_name.name", row.name_enc)
-    number = cipher.decrypt("real_name.id_number", row.id_number_enc)
+    name = cipher.decrypt("real_name_verifications.name_enc", row.name_enc)
+    number = cipher.decrypt("real_name_verifications.id_number_enc", row.id_number_enc)
     return RealNameOut(
         status=row.status,  # type: ignore[arg-type]
         name_masked=name[0] + "*" * (len(name) - 1),
@@ -112,6 +113,9 @@ def update_profile(session: Session, user: User, patch: MePatch) -> list[str]:
         setattr(user, key, changes[key])
     if changed:
         user.updated_at = utcnow()
+        audit.user_action(
+            session, user.id, "profile.updated", [f"users.{k}" for k in changed], purpose="profile"
+        )
     return changed
 
 
@@ -123,12 +127,15 @@ def privacy_settings(user: User) -> PrivacySettings:
     )
 
 
-def update_privacy_settings(user: User, patch: PrivacySettingsPatch) -> list[str]:
-    changed = [k for k, v in patch.model_dump(exclude_unset=True).items() if v is not None and getattr(user, k) != v]
+def update_privacy_settings(session: Session, user: User, patch: PrivacySettingsPatch) -> list[str]:
+    changed = [
+        k for k, v in patch.model_dump(exclude_unset=True).items() if v is not None and getattr(user, k) != v
+    ]
     for key in changed:
         setattr(user, key, getattr(patch, key))
     if changed:
         user.updated_at = utcnow()
+        audit.user_action(session, user.id, "privacy_settings.updated", [f"users.{k}" for k in changed])
     return changed
 
 
@@ -137,8 +144,15 @@ def public_profile(ctx: AppContext, session: Session, user_id: str) -> PublicPro
     if user is None:
         raise NotFound("用户不存在", code="user_not_found")
     if user.status != "active":
-        return PublicProfile(id=user.id, nickname=CANCELLED_NAME, avatar_url=None, gender=None, tags=[],
-                             real_name_verified=False, cancelled=True)
+        return PublicProfile(
+            id=user.id,
+            nickname=CANCELLED_NAME,
+            avatar_url=None,
+            gender=None,
+            tags=[],
+            real_name_verified=False,
+            cancelled=True,
+        )
     verified = session.scalar(
         select(RealNameVerification.id).where(
             RealNameVerification.user_id == user.id, RealNameVerification.status == "verified"
@@ -180,17 +194,26 @@ def submit_real_name(ctx: AppContext, session: Session, user: User, name: str, i
     if row is None:
         row = RealNameVerification(user_id=user.id)
         session.add(row)
-    row.name_enc = cipher.encrypt("real_name.name", name)
-    row.id_number_enc = cipher.encrypt("real_name.id_number", number)
+    row.name_enc = cipher.encrypt("real_name_verifications.name_enc", name)
+    row.id_number_enc = cipher.encrypt("real_name_verifications.id_number_enc", number)
     row.id_number_bidx = ctx.ring.blind_index("id_number", number)
     row.status = "pending"
     row.submitted_at = utcnow()
     row.verified_at = None
     row.reviewer_note = None
     session.flush()
+    audit.user_action(
+        session,
+        user.id,
+        "real_name.submitted",
+        ["real_name_verifications.name_enc", "real_name_verifications.id_number_enc"],
+        "real_name",
+    )
 
 
-def review_real_name(session: Session, user_id: str, approve: bool, note: str | None = None) -> RealNameVerification:
+def review_real_name(
+    session: Session, user_id: str, approve: bool, note: str | None = None, staff_id: str = "cli"
+) -> RealNameVerification:
     row = session.scalar(select(RealNameVerification).where(RealNameVerification.user_id == user_id))
     if row is None:
         raise NotFound("该用户没有实名认证申请", code="real_name_not_found")
@@ -200,4 +223,13 @@ def review_real_name(session: Session, user_id: str, approve: bool, note: str | 
     row.verified_at = utcnow() if approve else None
     row.reviewer_note = note
     session.flush()
+    audit.record(
+        session,
+        "real_name.verified" if approve else "real_name.rejected",
+        actor_type="staff",
+        actor_id=staff_id,
+        subject_id=user_id,
+        fields=["real_name_verifications.status"],
+        purpose="real_name",
+    )
     return row

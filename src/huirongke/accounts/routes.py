@@ -26,14 +26,19 @@ from huirongke.accounts.schemas import (
 )
 from huirongke.kit.clock import utcnow
 from huirongke.kit.errors import NotFound
+from huirongke.privacy import audit
+from huirongke.privacy.consent import require_consent
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
+RealNameConsent = require_consent("real_name")  # R02: the ID number is sensitive: separate consent
 
 
 @router.post("/auth/sms-codes", status_code=202, response_model=SmsCodeSent)
 def request_sms_code(body: SmsCodeRequest, request: Request, ctx: Ctx, session: DB) -> SmsCodeSent:
     signin.request_code(ctx, session, body.phone, client_ip(request))
-    return SmsCodeSent(expires_in=ctx.settings.sms_code_ttl_seconds, resend_after=ctx.settings.sms_resend_seconds)
+    return SmsCodeSent(
+        expires_in=ctx.settings.sms_code_ttl_seconds, resend_after=ctx.settings.sms_resend_seconds
+    )
 
 
 @router.post("/auth/sessions", status_code=201, response_model=SessionOut)
@@ -59,6 +64,7 @@ def create_session(body: SignInRequest, request: Request, ctx: Ctx, session: DB)
 @router.delete("/auth/sessions/current", status_code=204)
 def sign_out(user: AnyUser, session: DB) -> Response:
     signin.revoke_sessions(session, user.user.id, only=user.auth.id)
+    audit.user_action(session, user.user.id, "session.signed_out")
     return Response(status_code=204)
 
 
@@ -68,7 +74,11 @@ def list_sessions(user: CurrentUser, session: DB) -> list[SessionInfo]:
     rows = session.execute(
         select(AuthSession, Device)
         .outerjoin(Device, Device.id == AuthSession.device_id)
-        .where(AuthSession.user_id == user.user.id, AuthSession.revoked_at.is_(None), AuthSession.expires_at > now)
+        .where(
+            AuthSession.user_id == user.user.id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > now,
+        )
         .order_by(AuthSession.last_seen_at.desc())
     ).all()
     return [
@@ -132,8 +142,8 @@ def get_privacy_settings(user: CurrentUser) -> PrivacySettings:
 
 
 @router.patch("/me/privacy-settings", response_model=PrivacySettings)
-def patch_privacy_settings(body: PrivacySettingsPatch, user: CurrentUser) -> PrivacySettings:
-    profile.update_privacy_settings(user.user, body)
+def patch_privacy_settings(body: PrivacySettingsPatch, user: CurrentUser, session: DB) -> PrivacySettings:
+    profile.update_privacy_settings(session, user.user, body)
     return profile.privacy_settings(user.user)
 
 
@@ -143,7 +153,7 @@ def get_real_name(user: CurrentUser, ctx: Ctx, session: DB) -> RealNameOut | Non
 
 
 @router.post("/me/real-name", status_code=201, response_model=RealNameOut)
-def submit_real_name(body: RealNameSubmit, user: CurrentUser, ctx: Ctx, session: DB) -> RealNameOut:
+def submit_real_name(body: RealNameSubmit, user: RealNameConsent, ctx: Ctx, session: DB) -> RealNameOut:
     profile.submit_real_name(ctx, session, user.user, body.name, body.id_number)
     out = profile.real_name_out(ctx, session, user.user.id)
     assert out is not None

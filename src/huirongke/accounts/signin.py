@@ -22,6 +22,7 @@ from huirongke.kit.errors import AppError, BadRequest, Invalid, PreconditionRequ
 from huirongke.kit.phone import InvalidPhone, normalize
 from huirongke.kit.ratelimit import enforce
 from huirongke.kit.sms.base import SmsMessage, SmsSendError
+from huirongke.privacy import audit
 
 log = structlog.get_logger(__name__)
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
@@ -138,7 +139,7 @@ def sign_in(
     phone = parse_phone(raw_phone)
     bidx = ctx.phone_bidx(phone)
     if ip:
-        enforce(ctx.limiter, f"signin-ip:{sha256_hex(ip)}", 120, 3600)
+        enforce(ctx.limiter, f"signin-ip:{sha256_hex(ip)}", ctx.settings.signin_ip_hourly_limit, 3600)
     user = session.scalar(select(User).where(User.phone_bidx == bidx))
     current = ctx.policy.current(session)
 
@@ -186,6 +187,13 @@ def sign_in(
             auth.device_id = record_device(ctx, session, user.id, device).id
     session.add(auth)
     session.flush()
+    audit.user_action(
+        session,
+        user.id,
+        "account.registered" if created else "session.created",
+        ["auth_sessions.login_ip", "devices.model"] if agreed else [],
+        purpose="account",
+    )
     log.info("signed_in", user_id=user.id, method=method, created=created)
     return SignInResult(token, user, created, not agreed)
 
@@ -207,7 +215,7 @@ def _register(ctx: AppContext, session: Session, phone: str, bidx: str) -> User:
     session.add(user)
     session.flush()
     cipher = ctx.keys.create(session, user.id)
-    user.phone_enc = cipher.encrypt("users.phone", phone)
+    user.phone_enc = cipher.encrypt("users.phone_enc", phone)
     session.flush()
     return user
 
@@ -238,9 +246,12 @@ def set_password(session: Session, user: User, password: str, current_password: 
         raise Invalid("密码需同时包含字母和数字", code="weak_password")
     user.password_hash = _hasher.hash(password)
     user.updated_at = utcnow()
+    audit.user_action(session, user.id, "password.set", ["users.password_hash"], purpose="account")
 
 
-def revoke_sessions(session: Session, user_id: str, *, only: str | None = None, keep: str | None = None) -> int:
+def revoke_sessions(
+    session: Session, user_id: str, *, only: str | None = None, keep: str | None = None
+) -> int:
     q = update(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
     if only:
         q = q.where(AuthSession.id == only)

@@ -83,7 +83,8 @@ class KeyRing:
 
 
 class FieldCipher:
-    """Encrypts one subject's fields under their data key; the column name is bound as AAD."""
+    """Encrypts one subject's fields under their data key. The AAD binds "table.column" and the
+    subject, so the generic export can decrypt any declared encrypted column by its name."""
 
     def __init__(self, data_key: bytes, subject_id: str) -> None:
         self._key = data_key
@@ -94,6 +95,12 @@ class FieldCipher:
 
     def decrypt(self, field: str, blob: bytes) -> str:
         return open_sealed(self._key, blob, field.encode() + b":" + self._subject).decode()
+
+    def seal_bytes(self, context: str, data: bytes) -> bytes:
+        return seal(self._key, data, context.encode() + b":" + self._subject)
+
+    def open_bytes(self, context: str, blob: bytes) -> bytes:
+        return open_sealed(self._key, blob, context.encode() + b":" + self._subject)
 
 
 def sha256_hex(value: str) -> str:

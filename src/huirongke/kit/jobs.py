@@ -46,13 +46,16 @@ class JobQueue:
             self._bind(name, reg)
 
     @classmethod
-    def from_settings(cls, data_dir: Path, redis_url: str | None, context: Any, immediate: bool = False) -> JobQueue:
+    def from_settings(
+        cls, data_dir: Path, redis_url: str | None, context: Any, immediate: bool = False
+    ) -> JobQueue:
         huey: Huey
         if redis_url:
             huey = RedisHuey("huirongke", url=redis_url, immediate=immediate, results=False)
         else:
-            huey = SqliteHuey("huirongke", filename=str(data_dir / "jobs.db"), immediate=immediate,
-                              results=False)
+            huey = SqliteHuey(
+                "huirongke", filename=str(data_dir / "jobs.db"), immediate=immediate, results=False
+            )
         return cls(huey, context)
 
     def _bind(self, name: str, reg: _Registered) -> None:

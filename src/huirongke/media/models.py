@@ -18,7 +18,8 @@ class Media(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
     owner_id: Mapped[str] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True,
+        ForeignKey("users.id", ondelete="CASCADE"),
+        index=True,
         info=pii("user.id", "用户标识", purposes=["profile"]),
     )
     kind: Mapped[str] = mapped_column(String(8), info=NOT_PERSONAL)

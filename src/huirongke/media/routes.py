@@ -58,8 +58,14 @@ async def upload(request: Request, user: CurrentUser, ctx: Ctx, session: DB) -> 
         raise Invalid("请选择要上传的文件（字段名 file）", code="file_required")
     data = await upload.read(limit + 1)
     media = await run_in_threadpool(service.upload_image, ctx, session, user.user.id, data)
-    return MediaOut(id=media.id, kind=media.kind, status=media.status, url=service.media_url(media) or "",
-                    width=media.width, height=media.height)
+    return MediaOut(
+        id=media.id,
+        kind=media.kind,
+        status=media.status,
+        url=service.media_url(media) or "",
+        width=media.width,
+        height=media.height,
+    )
 
 
 @router.get("/media/{key:path}", include_in_schema=False)

@@ -74,8 +74,15 @@ def upload_image(ctx: AppContext, session: Session, owner_id: str, data: bytes) 
     key = f"img/{secrets.token_hex(2)}/{secrets.token_urlsafe(18)}.{ext}"
     ctx.storage.put(key, body)
     media = Media(
-        owner_id=owner_id, kind="image", mime=mime, storage_key=key, size=len(body),
-        width=width, height=height, status="ready", created_at=utcnow(),
+        owner_id=owner_id,
+        kind="image",
+        mime=mime,
+        storage_key=key,
+        size=len(body),
+        width=width,
+        height=height,
+        status="ready",
+        created_at=utcnow(),
     )
     session.add(media)
     session.flush()

@@ -26,10 +26,15 @@ class Classification:
     erasure: Fate = "delete"
     label: str = ""  # the Chinese name shown in the published lists
     encrypted: bool = False
+    exported: bool = True  # False for secrets (hashes of credentials), never handed out
 
 
 NOT_PERSONAL_CLASS = Classification(category="none", personal=False, erasure="keep")
 NOT_PERSONAL: dict[str, Any] = {DATAMAP_KEY: NOT_PERSONAL_CLASS}
+#: Not personal data, but a secret (token or code hashes, wrapped keys): never exported.
+SECRET: dict[str, Any] = {
+    DATAMAP_KEY: Classification(category="secret", personal=False, erasure="keep", exported=False)
+}
 
 
 def pii(
@@ -41,6 +46,7 @@ def pii(
     retention: str = "account",
     erasure: Fate = "delete",
     encrypted: bool = False,
+    exported: bool = True,
 ) -> dict[str, Any]:
     return {
         DATAMAP_KEY: Classification(
@@ -51,6 +57,7 @@ def pii(
             retention=retention,
             erasure=erasure,
             encrypted=encrypted,
+            exported=exported,
         )
     }
 

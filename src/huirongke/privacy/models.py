@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from huirongke.kit.db import Base, UTCDateTime
 from huirongke.kit.ids import new_id
-from huirongke.privacy.datamap import NOT_PERSONAL, SubjectLink, pii
+from huirongke.privacy.datamap import NOT_PERSONAL, SECRET, SubjectLink, pii
 
 
 class DataKey(Base):
@@ -21,7 +21,7 @@ class DataKey(Base):
     subject_id: Mapped[str] = mapped_column(
         String(32), primary_key=True, info=pii("user.id", "用户标识", purposes=["account"])
     )
-    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary, info=NOT_PERSONAL)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary, info=SECRET)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
 
 
@@ -44,10 +44,136 @@ class PolicyAgreement(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
     user_id: Mapped[str] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), info=pii("user.id", "用户标识", purposes=["account"])
+        ForeignKey("users.id", ondelete="CASCADE"),
+        info=pii("user.id", "用户标识", purposes=["account"], erasure="keep"),
     )
     version: Mapped[int] = mapped_column(ForeignKey("policy_versions.version"), info=NOT_PERSONAL)
     channel: Mapped[str] = mapped_column(String(16), default="app", info=NOT_PERSONAL)
     agreed_at: Mapped[datetime] = mapped_column(
-        UTCDateTime, info=pii("user.consent.policy", "同意隐私政策的记录", purposes=["account"], erasure="keep")
+        UTCDateTime,
+        info=pii("user.consent.policy", "同意隐私政策的记录", purposes=["account"], erasure="keep"),
     )
+
+
+class ConsentEvent(Base):
+    """The consent ledger: append-only. The current state of a purpose is its latest event.
+    Kept after erasure as proof of consent; by then the user id points at an empty tombstone."""
+
+    __tablename__ = "consent_events"
+    __subject__ = SubjectLink("user_id")
+    __table_args__ = (Index("ix_consent_events_user_purpose_at", "user_id", "purpose", "at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"),
+        info=pii("user.id", "用户标识", purposes=["account"], erasure="keep"),
+    )
+    purpose: Mapped[str] = mapped_column(String(40), info=NOT_PERSONAL)
+    granted: Mapped[bool] = mapped_column(Boolean, info=NOT_PERSONAL)
+    policy_version: Mapped[int] = mapped_column(Integer, info=NOT_PERSONAL)
+    channel: Mapped[str] = mapped_column(String(16), default="app", info=NOT_PERSONAL)
+    at: Mapped[datetime] = mapped_column(
+        UTCDateTime, info=pii("user.consent.record", "同意与撤回记录", purposes=["account"], erasure="keep")
+    )
+
+
+class PermissionEvent(Base):
+    """What the client reports about OS permissions (R03, P40): granted, denied or revoked."""
+
+    __tablename__ = "permission_events"
+    __subject__ = SubjectLink("user_id")
+    __table_args__ = (Index("ix_permission_events_user_perm_at", "user_id", "permission", "at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), info=pii("user.id", "用户标识", purposes=["account"])
+    )
+    permission: Mapped[str] = mapped_column(String(24), info=NOT_PERSONAL)
+    event: Mapped[str] = mapped_column(String(16), info=NOT_PERSONAL)
+    at: Mapped[datetime] = mapped_column(
+        UTCDateTime,
+        info=pii("device.permission", "系统权限授权记录", purposes=["account"], retention="P180D"),
+    )
+
+
+class AuditEvent(Base):
+    """Append-only, hash-chained audit log (P10, P19, R10): who did what to whose data, never values."""
+
+    __tablename__ = "audit_events"
+    __subject__ = SubjectLink(None)  # subject ids are pseudonymous and kept for the legal period
+    __table_args__ = (Index("ix_audit_events_subject", "subject_id"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, info=NOT_PERSONAL)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True, info=NOT_PERSONAL)
+    actor_type: Mapped[str] = mapped_column(String(16), info=NOT_PERSONAL)
+    actor_id: Mapped[str | None] = mapped_column(
+        String(64),
+        info=pii("audit.actor", "操作者标识", purposes=["security"], retention="P180D", erasure="keep"),
+    )
+    subject_id: Mapped[str | None] = mapped_column(
+        String(32),
+        info=pii("audit.subject", "被操作用户标识", purposes=["security"], retention="P180D", erasure="keep"),
+    )
+    action: Mapped[str] = mapped_column(String(64), info=NOT_PERSONAL)
+    fields: Mapped[list[str]] = mapped_column(JSON, default=list, info=NOT_PERSONAL)
+    purpose: Mapped[str | None] = mapped_column(String(40), info=NOT_PERSONAL)
+    request_id: Mapped[str | None] = mapped_column(String(64), info=NOT_PERSONAL)
+    prev_hash: Mapped[str] = mapped_column(String(64), info=NOT_PERSONAL)
+    hash: Mapped[str] = mapped_column(String(64), info=NOT_PERSONAL)
+
+
+class AuditHead(Base):
+    """The chain head. Updating it first serialises audited transactions on every backend."""
+
+    __tablename__ = "audit_head"
+    __subject__ = SubjectLink(None)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, info=NOT_PERSONAL)
+    seq: Mapped[int] = mapped_column(Integer, info=NOT_PERSONAL)
+    hash: Mapped[str] = mapped_column(String(64), info=NOT_PERSONAL)
+
+
+class DataExport(Base):
+    """A data-export request (R06). The archive is sealed under the user's data key while stored."""
+
+    __tablename__ = "data_exports"
+    __subject__ = SubjectLink("user_id")
+    __table_args__ = (Index("ix_data_exports_user_created", "user_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), info=pii("user.id", "用户标识", purposes=["account"])
+    )
+    requested_by: Mapped[str] = mapped_column(String(16), default="self", info=NOT_PERSONAL)
+    status: Mapped[str] = mapped_column(String(16), default="pending", info=NOT_PERSONAL)
+    progress: Mapped[int] = mapped_column(Integer, default=0, info=NOT_PERSONAL)
+    storage_key: Mapped[str | None] = mapped_column(
+        String(128),
+        info=pii("user.export.file", "导出的数据副本", purposes=["account"], retention="P1D", exported=False),
+    )
+    size: Mapped[int | None] = mapped_column(Integer, info=NOT_PERSONAL)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
+    error: Mapped[str | None] = mapped_column(String(64), info=NOT_PERSONAL)
+
+
+class AccountCancellation(Base):
+    """A cancellation request (P36, R05): cooling-off, then erasure; withdrawable until erasure starts.
+    Kept after erasure as proof that the request was carried out (it holds only ids and times)."""
+
+    __tablename__ = "account_cancellations"
+    __subject__ = SubjectLink("user_id")
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"),
+        index=True,
+        info=pii("user.id", "用户标识", purposes=["account"], erasure="keep"),
+    )
+    status: Mapped[str] = mapped_column(String(16), info=NOT_PERSONAL)  # cooling_off|withdrawn|erasing|erased
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
+    erase_after: Mapped[datetime] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
+    steps_done: Mapped[list[str]] = mapped_column(JSON, default=list, info=NOT_PERSONAL)

@@ -91,7 +91,9 @@ class PolicyService:
 
     @staticmethod
     def has_agreed(session: Session, user_id: str, version: int) -> bool:
-        q = select(PolicyAgreement.id).where(PolicyAgreement.user_id == user_id, PolicyAgreement.version == version)
+        q = select(PolicyAgreement.id).where(
+            PolicyAgreement.user_id == user_id, PolicyAgreement.version == version
+        )
         return session.scalar(q.limit(1)) is not None
 
     def agree(self, session: Session, user_id: str, version: int, channel: str = "app") -> PolicyAgreement:
@@ -103,7 +105,9 @@ class PolicyService:
                 details={"current_version": current.version},
             )
         existing = session.scalar(
-            select(PolicyAgreement).where(PolicyAgreement.user_id == user_id, PolicyAgreement.version == version)
+            select(PolicyAgreement).where(
+                PolicyAgreement.user_id == user_id, PolicyAgreement.version == version
+            )
         )
         if existing:
             return existing
@@ -114,5 +118,9 @@ class PolicyService:
 
     @staticmethod
     def agreements(session: Session, user_id: str) -> list[PolicyAgreement]:
-        q = select(PolicyAgreement).where(PolicyAgreement.user_id == user_id).order_by(PolicyAgreement.agreed_at)
+        q = (
+            select(PolicyAgreement)
+            .where(PolicyAgreement.user_id == user_id)
+            .order_by(PolicyAgreement.agreed_at)
+        )
         return list(session.scalars(q))

@@ -36,19 +36,51 @@ class Purpose:
 PURPOSES: dict[str, Purpose] = {
     p.key: p
     for p in [
-        Purpose("account", "注册登录与账号管理", "contract", "用手机号和短信验证码创建并登录账号", "P04", True),
-        Purpose("basic_operation", "保障基础运行", "exception_security_operation",
-                "记录设备型号、系统版本、网络类型等维持服务运行所必需的信息", "P03", True),
-        Purpose("security", "安全保障", "legal_obligation",
-                "判断账号风险、核验身份、发现和处置安全事件，并依法留存日志", "P10", True),
+        Purpose(
+            "account", "注册登录与账号管理", "contract", "用手机号和短信验证码创建并登录账号", "P04", True
+        ),
+        Purpose(
+            "basic_operation",
+            "保障基础运行",
+            "exception_security_operation",
+            "记录设备型号、系统版本、网络类型等维持服务运行所必需的信息",
+            "P03",
+            True,
+        ),
+        Purpose(
+            "security",
+            "安全保障",
+            "legal_obligation",
+            "判断账号风险、核验身份、发现和处置安全事件，并依法留存日志",
+            "P10",
+            True,
+        ),
         Purpose("profile", "个人资料展示", "contract", "保存并展示您主动填写的资料", "P04", True),
-        Purpose("real_name", "实名认证", "separate_consent",
-                "核验姓名与身份证号；身份证号属于敏感个人信息", "P32", False),
-        Purpose("personalization", "个性化推荐", "consent",
-                "根据设备信息、位置和搜索记录向您推荐内容", "P05", False),
+        Purpose(
+            "real_name",
+            "实名认证",
+            "separate_consent",
+            "核验姓名与身份证号；身份证号属于敏感个人信息",
+            "P32",
+            False,
+        ),
+        Purpose(
+            "personalization",
+            "个性化推荐",
+            "consent",
+            "根据设备信息、位置和搜索记录向您推荐内容",
+            "P05",
+            False,
+        ),
         Purpose("location", "位置信息", "separate_consent", "客源搜索和个性化推荐使用您的位置", "P05", False),
-        Purpose("analytics_umeng", "友盟+统计分析", "separate_consent",
-                "由第三方友盟+提供统计分析与基础反作弊", "P02", False),
+        Purpose(
+            "analytics_umeng",
+            "友盟+统计分析",
+            "separate_consent",
+            "由第三方友盟+提供统计分析与基础反作弊",
+            "P02",
+            False,
+        ),
     ]
 }
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from huirongke.accounts.deps import DB, AnyUser, Ctx
+from huirongke.accounts.deps import DB, AnyUser, Ctx, CurrentUser
+from huirongke.privacy import consent
 
 router = APIRouter(prefix="/api/v1/privacy", tags=["privacy"])
 
@@ -48,3 +50,78 @@ def agreements(user: AnyUser, ctx: Ctx, session: DB) -> list[AgreementOut]:
         AgreementOut(version=a.version, agreed_at=a.agreed_at, channel=a.channel)
         for a in ctx.policy.agreements(session, user.user.id)
     ]
+
+
+class ConsentOut(BaseModel):
+    purpose: str
+    granted: bool
+    updated_at: datetime | None
+    label: str
+    description: str
+    basis: str
+
+
+class ConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    granted: bool
+
+
+def _consent_out(s: consent.ConsentState) -> ConsentOut:
+    return ConsentOut(
+        purpose=s.purpose.key,
+        granted=s.granted,
+        updated_at=s.updated_at,
+        label=s.purpose.label,
+        description=s.purpose.description,
+        basis=s.purpose.basis,
+    )
+
+
+@router.get("/consents", response_model=list[ConsentOut])
+def list_consents(user: CurrentUser, session: DB) -> list[ConsentOut]:
+    return [_consent_out(s) for s in consent.states(session, user.user.id)]
+
+
+@router.put("/consents/{purpose}", response_model=ConsentOut)
+def put_consent(purpose: str, body: ConsentIn, user: CurrentUser, ctx: Ctx, session: DB) -> ConsentOut:
+    version = ctx.policy.current(session).version
+    return _consent_out(consent.set_consent(session, user.user.id, purpose, body.granted, version))
+
+
+class PermissionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event: Literal["granted", "denied", "revoked"]
+
+
+class PermissionOut(BaseModel):
+    permission: str
+    label: str
+    state: str
+    may_ask: bool
+    ask_after: datetime | None
+
+
+def _perm_out(p: consent.PermissionState) -> PermissionOut:
+    return PermissionOut(
+        permission=p.permission,
+        label=consent.PERMISSIONS[p.permission],
+        state=p.state,
+        may_ask=p.may_ask,
+        ask_after=p.ask_after,
+    )
+
+
+@router.get("/permissions", response_model=list[PermissionOut])
+def list_permissions(user: CurrentUser, session: DB) -> list[PermissionOut]:
+    return [_perm_out(consent.permission_state(session, user.user.id, p)) for p in consent.PERMISSIONS]
+
+
+@router.get("/permissions/{permission}", response_model=PermissionOut)
+def get_permission(permission: str, user: CurrentUser, session: DB) -> PermissionOut:
+    """Whether the client may show the OS prompt now (never within 48 h of a refusal, R03)."""
+    return _perm_out(consent.permission_state(session, user.user.id, permission))
+
+
+@router.post("/permissions/{permission}/events", status_code=201, response_model=PermissionOut)
+def report_permission(permission: str, body: PermissionIn, user: CurrentUser, session: DB) -> PermissionOut:
+    return _perm_out(consent.record_permission(session, user.user.id, permission, body.event))

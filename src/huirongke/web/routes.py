@@ -17,4 +17,6 @@ router = APIRouter(include_in_schema=False)
 @router.get("/", response_class=HTMLResponse)
 def shell(request: Request) -> HTMLResponse:
     # The shell is the same for everyone and holds no data: the policy dialog runs before any API call.
-    return templates.TemplateResponse(request, "index.html", {"env": request.app.state.ctx.settings.env})
+    settings = request.app.state.ctx.settings
+    context = {"env": settings.env, "hotline": settings.hotline, "company_name": settings.company_name}
+    return templates.TemplateResponse(request, "index.html", context)

@@ -21,7 +21,7 @@ class ConsoleSmsProvider:
 
     def send(self, message: SmsMessage) -> None:
         # The masked number is fine for a developer's console; the code is visible in the dev outbox.
-        print(f"[短信] 发往 {mask(message.phone)}：{message.text}", flush=True)  # noqa: T201
+        print(f"[短信] 发往 {mask(message.phone)}：{message.text}", flush=True)
         log.info("sms_sent", provider=self.name, template=message.template)
         if self._write:
             self._write(message)

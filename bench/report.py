@@ -1,0 +1,223 @@
+"""Targets, pass/fail, and the rendering of bench results (console and docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    label: str
+    op: str  # ">=" or "<"
+    threshold: float
+    unit: str
+
+    def check(self, value: float | None) -> bool | None:
+        if value is None:
+            return None
+        cmp: Callable[[float, float], bool] = operator.ge if self.op == ">=" else operator.lt
+        return bool(cmp(value, self.threshold))
+
+    def text(self) -> str:
+        op = "≥" if self.op == ">=" else "<"
+        if self.unit == "%":
+            return f"{op} {self.threshold * 100:.0f}%"
+        return f"{op} {self.threshold:g} {self.unit}"
+
+
+TARGETS = [
+    Target("me_ratio", "`GET /api/v1/me` req/s ÷ `GET /healthz` req/s (32 conns)", ">=", 0.40, "%"),
+    Target("me_p99_ms", "`GET /api/v1/me` p99 latency (8 conns)", "<", 25, "ms"),
+    Target("signin_per_s", "Sign-in, returning user (code check + session), per s", ">=", 200, "/s"),
+    Target("signup_per_s", "Sign-in with a new phone (registers the user), per s", ">=", 200, "/s"),
+    Target("rss_mb", "Server RSS after the run (server + children)", "<", 250, "MB"),
+    Target("startup_s", "Startup: launch → `/readyz` 200 (median, fresh data dir)", "<", 3, "s"),
+]
+
+
+def summarize(res: dict[str, Any]) -> dict[str, Any]:
+    http = res["http"]
+    healthz, me, me8 = http["healthz_c32"], http["me_c32"], http["me_c8"]
+    values: dict[str, float | None] = {
+        "healthz_rps": healthz["ok_rps"],
+        "me_rps": me["ok_rps"],
+        "me_ratio": round(me["ok_rps"] / healthz["ok_rps"], 4) if healthz["ok_rps"] else None,
+        "me_p50_ms": me8["latency_ms"].get("p50"),
+        "me_p99_ms": me8["latency_ms"].get("p99"),
+        "signin_per_s": res["sign_in"]["signin"]["per_s"],
+        "signup_per_s": res["sign_in"]["signup"]["per_s"],
+        "rss_mb": res["rss_after_run"]["rss_mb"],
+        "startup_s": res["startup"]["median_s"],
+    }
+    problems = []
+    for label, run in http.items():
+        errors = sum(run["socket_errors"].values()) if run["socket_errors"] else 0
+        if run["non_2xx_3xx"] or errors:
+            problems.append(f"{label}: {run['non_2xx_3xx']} error responses, {errors} socket errors")
+    for kind in ("signup", "signin"):
+        burst = res["sign_in"][kind]
+        if burst["ok"] != burst["attempted"]:
+            problems.append(f"{kind}: only {burst['ok']} of {burst['attempted']} succeeded {burst['statuses']}")
+    checks = {t.key: t.check(values.get(t.key)) for t in TARGETS}
+    return {"values": values, "pass": checks, "problems": problems}
+
+
+def _fmt(key: str, value: float | None) -> str:
+    if value is None:
+        return "–"
+    if key == "me_ratio":
+        return f"{value * 100:.1f}%"
+    if key.endswith("_ms"):
+        return f"{value:.2f} ms"
+    if key == "rss_mb":
+        return f"{value:.1f} MB"
+    if key == "startup_s":
+        return f"{value:.2f} s"
+    return f"{value:,.1f}/s"
+
+
+def _verdict(ok: bool | None) -> str:
+    return {True: "PASS", False: "**FAIL**", None: "–"}[ok]
+
+
+def backend_name(res: dict[str, Any]) -> str:
+    name = {"sqlite": "SQLite", "postgres": "PostgreSQL"}[res["backend"]]
+    return name + (" + Redis" if res.get("redis") else "")
+
+
+def console_table(res: dict[str, Any]) -> str:
+    s = res["summary"]
+    v = s["values"]
+    lines = [f"== {backend_name(res)} ({res['date']})"]
+    lines.append(f"  /healthz            {_fmt('x', v['healthz_rps'])}")
+    lines.append(f"  /api/v1/me          {_fmt('x', v['me_rps'])}")
+    for t in TARGETS:
+        verdict = {True: "PASS", False: "FAIL", None: "-"}[s["pass"][t.key]]
+        lines.append(f"  {verdict:<4}  {t.key:<13} {_fmt(t.key, v[t.key]):>14}   target {t.text()}")
+    lines += [f"  !! {p}" for p in s["problems"]]
+    return "\n".join(lines)
+
+
+def latest_results(directory: Path) -> list[dict[str, Any]]:
+    """The newest full (non-quick) result per backend configuration."""
+    latest: dict[tuple[str, bool], dict[str, Any]] = {}
+    for path in sorted(directory.glob("*.json")):
+        try:
+            res = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if res.get("quick") or "summary" not in res:
+            continue
+        key = (res["backend"], bool(res.get("redis")))
+        if key not in latest or res["date"] >= latest[key]["date"]:
+            latest[key] = res
+    order = [("sqlite", False), ("postgres", False), ("sqlite", True), ("postgres", True)]
+    return [latest[k] for k in order if k in latest]
+
+
+def _section(res: dict[str, Any]) -> list[str]:
+    s, v, m, http = res["summary"], res["summary"]["values"], res["machine"], res["http"]
+    cfg, si = res["config"], res["sign_in"]
+    out = [f"## {backend_name(res)}", ""]
+    pg = f", PostgreSQL {res['postgres_version']}" if res.get("postgres_version") else ""
+    out.append(
+        f"Run {res['date']} on {m['nproc']} CPUs ({m['cpu_model']}), {m['mem_total_gb']} GB RAM, "
+        f"Linux {m['kernel']}, Python {m['python']}{pg}; {m['wrk']}. "
+        f"Commit `{m['git_commit']}`{' with uncommitted changes in src/' if m['src_dirty'] else ''}. "
+        f"Load average before/after: {res['loadavg_before'][0]:.2f} / {res['loadavg_after'][0]:.2f}."
+    )
+    out += ["", "| Metric | Value | Target | Result |", "|---|---:|---:|:---:|"]
+    out.append(f"| `GET /healthz` req/s (32 conns) | {_fmt('x', v['healthz_rps'])} | | |")
+    out.append(f"| `GET /api/v1/me` req/s (32 conns) | {_fmt('x', v['me_rps'])} | | |")
+    for t in TARGETS:
+        out.append(f"| {t.label} | {_fmt(t.key, v[t.key])} | {t.text()} | {_verdict(s['pass'][t.key])} |")
+    out.append(f"| `GET /api/v1/me` p50 latency (8 conns) | {_fmt('me_p50_ms', v['me_p50_ms'])} | | |")
+    out += ["", "<details><summary>Details</summary>", ""]
+    out += ["| wrk run | ok req/s | p50 | p90 | p99 | max | errors | server CPU ms/req | server CPU use |"]
+    out += ["|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, run in http.items():
+        lat = run["latency_ms"]
+        errs = run["non_2xx_3xx"] + sum(run["socket_errors"].values() if run["socket_errors"] else [0])
+        out.append(
+            f"| `{label}` | {run['ok_rps']:,.1f} | {lat.get('p50', 0):.2f} ms | {lat.get('p90', 0):.2f} ms | "
+            f"{lat.get('p99', 0):.2f} ms | {lat.get('max', 0):.2f} ms | {errs} | "
+            f"{run['server_cpu_ms_per_req']} | {run['server_cpu_util'] * 100:.0f}% |"
+        )
+    out += ["", "| Sign-in burst | ok / attempted | per s | p50 | p99 | statuses |", "|---|---:|---:|---:|---:|---|"]
+    for kind, label in (("signup", "new phone (registers)"), ("signin", "returning user")):
+        b = si[kind]
+        out.append(
+            f"| {label} | {b['ok']} / {b['attempted']} | {b['per_s']:,.1f} | {b['p50_ms']} ms | {b['p99_ms']} ms "
+            f"| {', '.join(f'{k}: {n}' for k, n in sorted(b['statuses'].items()))} |"
+        )
+    rss = res["rss_after_start"]["rss_mb"], res["rss_after_http"]["rss_mb"], res["rss_after_run"]["rss_mb"]
+    out += [
+        "",
+        f"- Sign-in bursts: {si['phones']} phones, {si['concurrency']} concurrent keep-alive connections; "
+        f"codes pre-created at {si['setup_codes_per_s']:,.1f}/s (request + outbox read).",
+        f"- RSS after start / after the wrk runs / after the sign-ins: {rss[0]} / {rss[1]} / {rss[2]} MB "
+        f"(peak {res['rss_after_run']['peak_rss_mb']} MB, {res['rss_after_run']['threads']} threads).",
+        f"- Startup samples: {', '.join(f'{x:.2f} s' for x in res['startup']['samples_s'])}.",
+        f"- wrk: {cfg['wrk_threads']} threads, {cfg['duration_s']} s per run after {cfg['warmup_s']} s warm-up.",
+    ]
+    out += [f"- **Problem:** {p}" for p in s["problems"]]
+    out += ["", "</details>", ""]
+    return out
+
+
+METHOD = """\
+## Method
+
+`make bench` (= `uv run python -m bench.run`) does, per backend:
+
+1. Launches `python -m huirongke.cli serve --port <free port>` with a fresh `HRK_DATA_DIR` (a temp dir),
+   `HRK_ENV=dev`, `HRK_LOG_LEVEL=WARNING` and, for PostgreSQL, `HRK_DATABASE_URL` pointing at a database the
+   harness `CREATE`s for the run and `DROP`s afterwards. Startup is the time from `Popen` until `/readyz`
+   answers 200 (includes interpreter start, imports and the migrations of the empty database); two more cold
+   starts on fresh data dirs give the median.
+2. Signs a user up through the real API (`POST /api/v1/auth/sms-codes` → `GET /api/v1/dev/sms-outbox` →
+   `POST /api/v1/auth/sessions` with `accept_policy_version` from `GET /api/v1/privacy/policy`).
+3. wrk (`-t2 --latency --timeout 5s`): a discarded warm-up, then `/healthz` and `/api/v1/me`
+   (`Authorization: Bearer …`) at 32 connections, then both at 8 connections. Only 2xx responses count
+   towards req/s; server CPU per request comes from `/proc/<pid>/stat` around each run.
+4. Sign-in: N distinct phones get a code each through the real API (the server runs with relaxed limits:
+   `HRK_SMS_RESEND_SECONDS=0`, `HRK_SMS_DAILY_LIMIT=1000000`, `HRK_SMS_IP_HOURLY_LIMIT=100000000`,
+   `HRK_SIGNIN_IP_HOURLY_LIMIT=100000000`, `HRK_SMS_CODE_TTL_SECONDS=3600`); then all N
+   `POST /api/v1/auth/sessions` fire over 32 keep-alive connections and successes ÷ wall time is reported
+   ("new phone": this first sign-in registers the user). The same phones then get fresh codes and sign in
+   again ("returning user"), which is the plain code check + session creation.
+5. RSS is `VmRSS` from `/proc/<pid>/status`, summed over the server and its descendants, after all of the above.
+
+The load generator runs on the same machine as the server and competes with it for CPU, as does anything
+else running at the time (see the load averages). Treat small differences between runs as noise.
+"""
+
+
+def render_markdown(results: list[dict[str, Any]]) -> str:
+    out = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`bench/run.py`) from the newest results in `bench/results/`;",
+        "do not edit by hand. How to run: `bench/README.md`.",
+        "",
+        "## Targets",
+        "",
+        "| Target | Threshold | " + " | ".join(backend_name(r) for r in results) + " |",
+        "|---|---:|" + ":---:|" * len(results),
+    ]
+    for t in TARGETS:
+        cells = [
+            f"{_fmt(t.key, r['summary']['values'][t.key])} {_verdict(r['summary']['pass'][t.key])}" for r in results
+        ]
+        out.append(f"| {t.label} | {t.text()} | " + " | ".join(cells) + " |")
+    out.append("")
+    for res in results:
+        out += _section(res)
+    out.append(METHOD)
+    return "\n".join(out)

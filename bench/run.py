@@ -1,0 +1,253 @@
+"""`make bench`: start a real `huirongke serve` per backend, measure it, write bench/results/*.json and
+regenerate docs/benchmarks.md.
+
+    uv run python -m bench.run                      # SQLite, then PostgreSQL if reachable
+    uv run python -m bench.run --backend sqlite     # one backend only
+    uv run python -m bench.run --quick              # short smoke run (figures not for the docs)
+
+See bench/README.md for what is measured and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench import client, report
+from bench.server import PgAdmin, Server, running_server
+from bench.wrk import find_wrk, run_wrk, wrk_version
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DOCS = ROOT / "docs" / "benchmarks.md"
+BENCH_PHONE = "13800138000"
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of the process (all its threads), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _loadavg() -> list[float]:
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+def machine_info(wrk: str) -> dict[str, Any]:
+    cpu_model = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu_model = line.split(":", 1)[1].strip()
+            break
+    mem_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    versions = {}
+    for pkg in ("fastapi", "starlette", "uvicorn", "sqlalchemy", "pydantic", "psycopg", "uvloop", "httptools"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "src"], cwd=ROOT, capture_output=True, text=True)
+    return {
+        "nproc": int(nproc) if nproc.isdigit() else os.cpu_count(),
+        "cpu_model": cpu_model,
+        "mem_total_gb": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "wrk": wrk_version(wrk),
+        "packages": versions,
+        "git_commit": git.stdout.strip() or None,
+        "src_dirty": bool(dirty.stdout.strip()),
+    }
+
+
+def measure_http(srv: Server, wrk: str, token: str, duration: int, warmup: int) -> dict[str, Any]:
+    base = srv.base_url
+    auth = {"Authorization": f"Bearer {token}"}
+    if warmup:
+        log(f"  warm-up: {warmup}s of /api/v1/me and /healthz at 32 connections (discarded)")
+        run_wrk(wrk, "warmup-me", f"{base}/api/v1/me", connections=32, duration_s=warmup, headers=auth)
+        run_wrk(wrk, "warmup-healthz", f"{base}/healthz", connections=32, duration_s=warmup)
+    runs = {
+        "healthz_c32": (f"{base}/healthz", 32, None),
+        "me_c32": (f"{base}/api/v1/me", 32, auth),
+        "me_c8": (f"{base}/api/v1/me", 8, auth),
+        "healthz_c8": (f"{base}/healthz", 8, None),
+    }
+    out: dict[str, Any] = {}
+    for label, (url, conns, headers) in runs.items():
+        cpu0 = _cpu_seconds(srv.proc.pid)
+        res = run_wrk(wrk, label, url, connections=conns, duration_s=duration, headers=headers)
+        cpu = _cpu_seconds(srv.proc.pid) - cpu0
+        d = res.as_dict()
+        d["server_cpu_s"] = round(cpu, 2)
+        d["server_cpu_ms_per_req"] = round(cpu * 1000 / res.requests, 3) if res.requests else None
+        d["server_cpu_util"] = round(cpu / res.runtime_s, 2) if res.runtime_s else None
+        out[label] = d
+        lat = res.latency_ms
+        log(
+            f"  {label:<12} {res.ok_rps:9.1f} ok req/s  p50 {lat.get('p50', 0):6.2f} ms  "
+            f"p99 {lat.get('p99', 0):7.2f} ms  errors {res.non_2xx_3xx}  "
+            f"server CPU {d['server_cpu_ms_per_req']} ms/req"
+        )
+        if not srv.alive():
+            raise RuntimeError(f"server died during {label}:\n{srv.log_tail()}")
+    return out
+
+
+def measure_sign_in(srv: Server, count: int, concurrency: int) -> dict[str, Any]:
+    port = srv.port
+    phones = client.bench_phones(count)
+
+    async def go() -> dict[str, Any]:
+        conn = client.Conn(port)
+        version = await client.policy_version(conn)
+        await conn.close()
+        log(f"  setup: {count} codes through POST /auth/sms-codes + GET /dev/sms-outbox ...")
+        codes, prep1 = await client.prepare_codes(port, phones, concurrency=8)
+        log(f"  setup done in {prep1:.1f}s; sign-up burst: {count} new phones, {concurrency} at a time")
+        signup = await client.sign_in_burst(port, phones, codes, concurrency, accept_policy_version=version)
+        log(f"  sign-up  {signup.per_s:7.1f}/s  ({signup.ok}/{signup.attempted} ok, {signup.statuses})")
+        log(f"  setup: {count} fresh codes for the same (now registered) phones ...")
+        codes, prep2 = await client.prepare_codes(port, phones, concurrency=8)
+        signin = await client.sign_in_burst(port, phones, codes, concurrency, accept_policy_version=None)
+        log(f"  sign-in  {signin.per_s:7.1f}/s  ({signin.ok}/{signin.attempted} ok, {signin.statuses})")
+        return {
+            "phones": count,
+            "concurrency": concurrency,
+            "setup_codes_per_s": round(2 * count / (prep1 + prep2), 1),
+            "signup": signup.summary(),
+            "signin": signin.summary(),
+        }
+
+    cpu0 = _cpu_seconds(srv.proc.pid)
+    out = client.run_async(go())
+    out["server_cpu_s_total"] = round(_cpu_seconds(srv.proc.pid) - cpu0, 2)
+    return out
+
+
+def _server_context(stack: ExitStack, backend: str, pg: PgAdmin | None, redis_url: str | None) -> Server:
+    database_url = stack.enter_context(pg.fresh_database()) if backend == "postgres" and pg else None
+    return stack.enter_context(running_server(database_url=database_url, redis_url=redis_url))
+
+
+def run_backend(backend: str, args: argparse.Namespace, wrk: str, pg: PgAdmin | None) -> dict[str, Any]:
+    started_at = datetime.now(UTC)
+    result: dict[str, Any] = {
+        "backend": backend,
+        "redis": bool(args.redis_url),
+        "date": started_at.isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": machine_info(wrk),
+        "loadavg_before": _loadavg(),
+        "config": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "wrk_threads": 2,
+            "signin_phones": args.signins,
+            "signin_concurrency": args.signin_concurrency,
+            "startup_runs": args.startup_runs,
+        },
+    }
+    if backend == "postgres" and pg:
+        result["postgres_version"] = pg.server_version()
+    startups: list[float] = []
+    with ExitStack() as stack:
+        log(f"[{backend}] starting huirongke serve on a fresh data dir ...")
+        srv = _server_context(stack, backend, pg, args.redis_url)
+        startups.append(srv.startup_s)
+        log(f"  ready (/readyz 200) after {srv.startup_s:.2f}s; pid {srv.proc.pid}, port {srv.port}")
+        result["rss_after_start"] = srv.memory()
+        session = client.run_async(client.sign_up(srv.port, BENCH_PHONE))
+        log(f"  bench user signed up through the API (user {session['user']['id']})")
+        result["http"] = measure_http(srv, wrk, session["token"], args.duration, args.warmup)
+        result["rss_after_http"] = srv.memory()
+        result["sign_in"] = measure_sign_in(srv, args.signins, args.signin_concurrency)
+        result["rss_after_run"] = srv.memory()
+        log(f"  RSS after the run: {result['rss_after_run']['rss_mb']} MB")
+    for i in range(1, args.startup_runs):
+        with ExitStack() as stack:
+            srv = _server_context(stack, backend, pg, args.redis_url)
+            startups.append(srv.startup_s)
+            log(f"  startup probe {i + 1}/{args.startup_runs}: {srv.startup_s:.2f}s")
+    result["startup"] = {
+        "samples_s": [round(s, 3) for s in startups],
+        "median_s": round(statistics.median(startups), 3),
+        "max_s": round(max(startups), 3),
+    }
+    result["loadavg_after"] = _loadavg()
+    result["summary"] = report.summarize(result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--backend", choices=["all", "sqlite", "postgres"], default="all")
+    p.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    p.add_argument("--warmup", type=int, default=3, help="seconds of discarded warm-up load (default 3)")
+    p.add_argument("--signins", type=int, default=2000, help="distinct phones for the sign-in bursts")
+    p.add_argument("--signin-concurrency", type=int, default=32)
+    p.add_argument("--startup-runs", type=int, default=3, help="cold starts to time (median is reported)")
+    p.add_argument("--pg-admin-url", default=os.environ.get("HRK_BENCH_PG_URL", DEFAULT_PG))
+    p.add_argument("--redis-url", default=None, help="also set HRK_REDIS_URL (rate limits and jobs on Redis)")
+    p.add_argument("--quick", action="store_true", help="3s runs, 300 phones, 1 startup: a smoke test")
+    p.add_argument("--no-docs", action="store_true", help="do not regenerate docs/benchmarks.md")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup, args.signins, args.startup_runs = 3, 1, 300, 1
+    for name in ("duration", "signins", "signin_concurrency", "startup_runs"):
+        if not 1 <= getattr(args, name) <= 100_000:
+            p.error(f"--{name.replace('_', '-')} out of range")
+
+    wrk = find_wrk()
+    backends = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
+    pg = PgAdmin(args.pg_admin_url) if "postgres" in backends else None
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    done: list[dict[str, Any]] = []
+    for backend in backends:
+        if backend == "postgres" and pg:
+            reason = pg.check()
+            if reason:
+                msg = f"[postgres] skipped: PostgreSQL not reachable at {args.pg_admin_url} ({reason})"
+                if args.backend == "postgres":
+                    log(msg)
+                    return 2
+                log(msg)
+                continue
+        res = run_backend(backend, args, wrk, pg)
+        name = f"{stamp}-{backend}{'-redis' if args.redis_url else ''}{'-quick' if args.quick else ''}.json"
+        (RESULTS / name).write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        log(f"  wrote bench/results/{name}")
+        log(report.console_table(res))
+        done.append(res)
+    if not done:
+        return 2
+    if not args.no_docs and not args.quick:
+        DOCS.write_text(report.render_markdown(report.latest_results(RESULTS)), encoding="utf-8")
+        log(f"regenerated {DOCS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Imports every module that registers background jobs, so every JobQueue binds all of them."""
+
+from huirongke.privacy import erasure, export
+
+__all__ = ["erasure", "export"]

@@ -1,0 +1,156 @@
+"""The audit trail: every change, and every staff or system read of personal data.
+
+Events carry field names, never values. Each event hashes its predecessor, so editing or removing
+a row in the middle breaks the chain that `huirongke privacy verify-audit` checks. Old events are
+pruned from the start of the chain only, after the retention period (≥ 6 months, R10).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from huirongke.kit.clock import utcnow
+from huirongke.privacy.models import AuditEvent, AuditHead
+
+GENESIS = "0" * 64
+
+
+def _digest(
+    prev: str,
+    seq: int,
+    at: datetime,
+    actor_type: str,
+    actor_id: str | None,
+    subject_id: str | None,
+    action: str,
+    fields: list[str],
+    purpose: str | None,
+    request_id: str | None,
+) -> str:
+    payload = json.dumps(
+        [seq, at.isoformat(), actor_type, actor_id, subject_id, action, fields, purpose, request_id],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256((prev + payload).encode()).hexdigest()
+
+
+def record(
+    session: Session,
+    action: str,
+    *,
+    actor_type: str,
+    actor_id: str | None,
+    subject_id: str | None,
+    fields: Iterable[str] = (),
+    purpose: str | None = None,
+) -> AuditEvent:
+    # Lock the head first: on PostgreSQL a row lock, on SQLite the write lock.
+    touched = session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))
+    if not touched.rowcount:  # type: ignore[attr-defined]
+        session.add(AuditHead(id=1, seq=1, hash=GENESIS))
+        session.flush()
+    head = session.execute(
+        select(AuditHead).where(AuditHead.id == 1).execution_options(populate_existing=True)
+    ).scalar_one()
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    at = utcnow()
+    names = sorted(set(fields))
+    digest = _digest(
+        head.hash, head.seq, at, actor_type, actor_id, subject_id, action, names, purpose, request_id
+    )
+    event = AuditEvent(
+        seq=head.seq,
+        at=at,
+        actor_type=actor_type,
+        actor_id=actor_id,
+        subject_id=subject_id,
+        action=action,
+        fields=names,
+        purpose=purpose,
+        request_id=request_id,
+        prev_hash=head.hash,
+        hash=digest,
+    )
+    head.hash = digest
+    session.add(event)
+    session.flush()
+    return event
+
+
+def user_action(
+    session: Session, user_id: str, action: str, fields: Iterable[str] = (), purpose: str | None = None
+) -> None:
+    """A user changing their own data."""
+    record(
+        session,
+        action,
+        actor_type="user",
+        actor_id=user_id,
+        subject_id=user_id,
+        fields=fields,
+        purpose=purpose,
+    )
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    reason: str = ""
+
+
+def verify(session: Session, batch: int = 5000) -> VerifyResult:
+    prev: str | None = None
+    expected_seq: int | None = None
+    checked = 0
+    last_seq = 0
+    while True:
+        rows = list(
+            session.scalars(
+                select(AuditEvent).where(AuditEvent.seq > last_seq).order_by(AuditEvent.seq).limit(batch)
+            )
+        )
+        if not rows:
+            break
+        for e in rows:
+            if expected_seq is not None and e.seq != expected_seq:
+                return VerifyResult(False, checked, expected_seq, "事件缺失（序号不连续）")
+            if prev is not None and e.prev_hash != prev:
+                return VerifyResult(False, checked, e.seq, "前序哈希不匹配")
+            digest = _digest(
+                e.prev_hash,
+                e.seq,
+                e.at,
+                e.actor_type,
+                e.actor_id,
+                e.subject_id,
+                e.action,
+                list(e.fields or []),
+                e.purpose,
+                e.request_id,
+            )
+            if digest != e.hash:
+                return VerifyResult(False, checked, e.seq, "事件内容被篡改")
+            prev, expected_seq, last_seq = e.hash, e.seq + 1, e.seq
+            checked += 1
+    head = session.get(AuditHead, 1)
+    if head is not None and checked and (head.hash != prev or head.seq != last_seq):
+        return VerifyResult(False, checked, last_seq, "链尾与记录不一致（末尾事件被删除）")
+    return VerifyResult(True, checked)
+
+
+def prune(session: Session, keep_days: int) -> int:
+    """Drop events older than the retention period, from the start of the chain only."""
+    cutoff = utcnow() - timedelta(days=keep_days)
+    result = session.execute(delete(AuditEvent).where(AuditEvent.at < cutoff))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

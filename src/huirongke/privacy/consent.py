@@ -1,0 +1,193 @@
+"""Consent (P05–P07, P12, P23, P33, P40, R02–R04): the ledger, the purpose gate, withdrawal with
+deletion of data held only for the withdrawn purpose, and permission prompts (48 h after refusal)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import Depends
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from huirongke.kit.clock import utcnow
+from huirongke.kit.errors import AppError, NotFound, PreconditionRequired
+from huirongke.privacy import audit, registry
+from huirongke.privacy.models import ConsentEvent, PermissionEvent
+from huirongke.privacy.purposes import PURPOSES, Purpose
+
+PERMISSIONS = {
+    "location": "位置",
+    "contacts": "通讯录",
+    "camera": "相机",
+    "microphone": "麦克风",
+    "album": "相册",
+    "clipboard": "剪切板",
+    "sms": "短信",
+    "storage": "存储",
+    "notifications": "通知",
+}
+ASK_AGAIN_AFTER = timedelta(hours=48)
+PermissionEventKind = Literal["granted", "denied", "revoked"]
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    purpose: Purpose
+    granted: bool
+    updated_at: datetime | None
+
+
+def _latest(session: Session, user_id: str, purpose: str) -> ConsentEvent | None:
+    return session.scalar(
+        select(ConsentEvent)
+        .where(ConsentEvent.user_id == user_id, ConsentEvent.purpose == purpose)
+        .order_by(ConsentEvent.at.desc(), ConsentEvent.id.desc())
+        .limit(1)
+    )
+
+
+def is_granted(session: Session, user_id: str, purpose_key: str) -> bool:
+    purpose = PURPOSES[purpose_key]
+    if not purpose.needs_consent:
+        return True
+    event = _latest(session, user_id, purpose_key)
+    return bool(event and event.granted)
+
+
+def states(session: Session, user_id: str) -> list[ConsentState]:
+    events = session.scalars(
+        select(ConsentEvent).where(ConsentEvent.user_id == user_id).order_by(ConsentEvent.at, ConsentEvent.id)
+    )
+    latest = {e.purpose: e for e in events}
+    out = []
+    for p in PURPOSES.values():
+        if not p.needs_consent:
+            continue
+        e = latest.get(p.key)
+        out.append(ConsentState(p, bool(e and e.granted), e.at if e else None))
+    return out
+
+
+def set_consent(
+    session: Session, user_id: str, purpose_key: str, granted: bool, policy_version: int, channel: str = "app"
+) -> ConsentState:
+    purpose = PURPOSES.get(purpose_key)
+    if purpose is None:
+        raise NotFound("没有这一项用途", code="purpose_not_found")
+    if not purpose.needs_consent:
+        raise AppError(
+            "该用途是提供服务所必需的，无需单独同意；如不希望继续，可注销账户",
+            code="consent_not_applicable",
+            status=409,
+        )
+    current = _latest(session, user_id, purpose_key)
+    if current is not None and current.granted == granted:
+        return ConsentState(purpose, granted, current.at)
+    now = utcnow()
+    session.add(
+        ConsentEvent(
+            user_id=user_id,
+            purpose=purpose_key,
+            granted=granted,
+            policy_version=policy_version,
+            channel=channel,
+            at=now,
+        )
+    )
+    removed: list[str] = []
+    if not granted:
+        removed = delete_purpose_data(session, user_id, purpose_key)
+    audit.user_action(
+        session,
+        user_id,
+        "consent.granted" if granted else "consent.withdrawn",
+        fields=removed,
+        purpose=purpose_key,
+    )
+    session.flush()
+    return ConsentState(purpose, granted, now)
+
+
+def delete_purpose_data(session: Session, user_id: str, purpose_key: str) -> list[str]:
+    """P33: on withdrawal, delete what was held only for that purpose. Returns the columns touched."""
+    touched: list[str] = []
+    for t in registry.personal_tables():
+        if t.link.via != "user_id" or t.link.column is None:
+            continue
+        only = [c for c in t.personal_columns if c.cls.purposes and set(c.cls.purposes) <= {purpose_key}]
+        if not only:
+            continue
+        owner = t.table.c[t.link.column]
+        others = [c for c in t.personal_columns if c not in only and c.name != t.link.column]
+        if not others:
+            session.execute(delete(t.table).where(owner == user_id))
+        else:
+            nullable = [c for c in only if c.column.nullable]
+            if not nullable:
+                continue
+            session.execute(update(t.table).where(owner == user_id).values({c.name: None for c in nullable}))
+        touched += [f"{t.name}.{c.name}" for c in only]
+    return touched
+
+
+def require_consent(purpose_key: str):  # type: ignore[no-untyped-def]
+    """A route dependency: 428 consent_required unless the signed-in user granted the purpose."""
+    from huirongke.accounts.deps import DB, CurrentUser, Principal
+
+    purpose = PURPOSES[purpose_key]
+
+    def check(user: CurrentUser, session: DB) -> Principal:
+        if not is_granted(session, user.user.id, purpose_key):
+            raise PreconditionRequired(
+                f"使用此功能需要您同意「{purpose.label}」：{purpose.description}",
+                code="consent_required",
+                details={"purpose": purpose_key, "label": purpose.label, "basis": purpose.basis},
+            )
+        return user
+
+    return Annotated[Principal, Depends(check)]
+
+
+# Permission prompts (R03) -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PermissionState:
+    permission: str
+    state: str  # unknown | granted | denied | revoked
+    may_ask: bool
+    ask_after: datetime | None
+
+
+def record_permission(
+    session: Session, user_id: str, permission: str, event: PermissionEventKind
+) -> PermissionState:
+    if permission not in PERMISSIONS:
+        raise NotFound("没有这项系统权限", code="permission_not_found")
+    session.add(PermissionEvent(user_id=user_id, permission=permission, event=event, at=utcnow()))
+    session.flush()
+    return permission_state(session, user_id, permission)
+
+
+def permission_state(session: Session, user_id: str, permission: str) -> PermissionState:
+    if permission not in PERMISSIONS:
+        raise NotFound("没有这项系统权限", code="permission_not_found")
+    last = session.scalar(
+        select(PermissionEvent)
+        .where(PermissionEvent.user_id == user_id, PermissionEvent.permission == permission)
+        .order_by(PermissionEvent.at.desc(), PermissionEvent.id.desc())
+        .limit(1)
+    )
+    if last is None:
+        return PermissionState(permission, "unknown", True, None)
+    if last.event == "granted":
+        return PermissionState(permission, "granted", False, None)
+    ask_after = last.at + ASK_AGAIN_AFTER
+    return PermissionState(permission, last.event, utcnow() >= ask_after, ask_after)
+
+
+def permission_active(session: Session, user_id: str, permission: str) -> bool:
+    """P40: collection through a permission happens only while its latest report is `granted`."""
+    return permission_state(session, user_id, permission).state == "granted"

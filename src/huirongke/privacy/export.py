@@ -1,0 +1,212 @@
+"""Data export (P29, R06): a generic walk over the data map into a zip of data.json (machine
+readable), index.html (readable, in Chinese) and the user's media files."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import zipfile
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from huirongke.context import AppContext
+from huirongke.kit.clock import utcnow
+from huirongke.kit.db import after_commit
+from huirongke.kit.errors import NotFound, RateLimited
+from huirongke.kit.jobs import job
+from huirongke.privacy import audit, registry
+from huirongke.privacy.keys import SubjectKeyNotFound
+from huirongke.privacy.models import DataExport
+
+log = structlog.get_logger(__name__)
+_TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"])
+)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def subject_filters(session: Session, user_id: str) -> dict[str, str]:
+    """The values that identify the subject, by link kind."""
+    from huirongke.accounts.models import User
+
+    user = session.get(User, user_id)
+    values = {"user_id": user_id}
+    if user is not None and user.phone_bidx:
+        values["phone_bidx"] = user.phone_bidx
+    return values
+
+
+def collect(ctx: AppContext, session: Session, user_id: str) -> dict[str, Any]:
+    """Every declared category of the subject's data, decrypted, keyed by table."""
+    filters = subject_filters(session, user_id)
+    try:
+        cipher = ctx.keys.cipher(session, user_id)
+    except SubjectKeyNotFound:
+        cipher = None
+    categories = []
+    for t in registry.personal_tables():
+        value = filters.get(t.link.via)
+        if value is None or t.link.column is None:
+            continue
+        rows = session.execute(select(t.table).where(t.table.c[t.link.column] == value)).mappings().all()
+        out_rows = []
+        for row in rows:
+            item: dict[str, Any] = {}
+            for c in t.columns:
+                if not c.cls.exported:
+                    continue
+                v = row[c.name]
+                if c.cls.encrypted and v is not None:
+                    v = cipher.decrypt(f"{t.name}.{c.name}", v) if cipher else None
+                item[c.name] = _plain(v)
+            out_rows.append(item)
+        if out_rows:
+            categories.append(
+                {
+                    "table": t.name,
+                    "fields": {
+                        c.name: {
+                            "label": c.cls.label or c.name,
+                            "category": c.cls.category,
+                            "purposes": list(c.cls.purposes),
+                            "sensitive": c.cls.sensitive,
+                        }
+                        for c in t.columns
+                        if c.cls.exported and c.cls.personal
+                    },
+                    "rows": out_rows,
+                }
+            )
+    return {
+        "format": "huirongke-export/1",
+        "user_id": user_id,
+        "exported_at": utcnow().isoformat(),
+        "categories": categories,
+    }
+
+
+def media_keys(session: Session, user_id: str) -> list[str]:
+    keys: list[str] = []
+    for t, c in registry.media_columns():
+        if t.link.via != "user_id" or t.link.column is None:
+            continue
+        q = select(t.table.c[c.name]).where(t.table.c[t.link.column] == user_id)
+        keys += [k for k in session.scalars(q) if k]
+    return keys
+
+
+def build_archive(ctx: AppContext, session: Session, user_id: str) -> bytes:
+    data = collect(ctx, session, user_id)
+    keys = media_keys(session, user_id)
+    html = _TEMPLATES.get_template("export_index.html").render(data=data, media=keys)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("data.json", json.dumps(data, ensure_ascii=False, indent=1))
+        zf.writestr("index.html", html)
+        for key in keys:
+            if ctx.storage.exists(key):
+                zf.writestr(f"media/{key}", ctx.storage.get(key), compress_type=zipfile.ZIP_STORED)
+    return buf.getvalue()
+
+
+def request_export(ctx: AppContext, session: Session, user_id: str, requested_by: str = "self") -> DataExport:
+    now = utcnow()
+    interval = timedelta(hours=ctx.settings.export_interval_hours)
+    last = session.scalar(
+        select(DataExport)
+        .where(DataExport.user_id == user_id)
+        .order_by(DataExport.created_at.desc())
+        .limit(1)
+    )
+    if last is not None and last.status in ("pending", "running"):
+        return last
+    if last is not None and interval and now - last.created_at < interval:
+        retry = int((last.created_at + interval - now).total_seconds()) + 1
+        raise RateLimited(retry, "每 24 小时只能导出一次，请稍后再试或下载已有的导出文件")
+    row = DataExport(user_id=user_id, requested_by=requested_by, status="pending", created_at=now)
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        "export.requested",
+        actor_type="user" if requested_by == "self" else requested_by,
+        actor_id=user_id if requested_by == "self" else None,
+        subject_id=user_id,
+        purpose="account",
+    )
+    export_id = row.id
+    after_commit(session, lambda: ctx.jobs.enqueue("privacy.export", export_id))
+    return row
+
+
+@job("privacy.export")
+def run_export(ctx: AppContext, export_id: str) -> None:
+    with ctx.db.session() as s:
+        row = s.get(DataExport, export_id)
+        if row is None or row.status not in ("pending", "running"):
+            return
+        row.status, row.progress = "running", 10
+        user_id = row.user_id
+    try:
+        with ctx.db.session() as s:
+            archive = build_archive(ctx, s, user_id)
+            sealed = ctx.keys.cipher(s, user_id).seal_bytes(f"export:{export_id}", archive)
+        key = f"exports/{export_id}.zip.sealed"
+        ctx.storage.put(key, sealed)
+    except Exception as exc:
+        log.error("export_failed", export_id=export_id, error_type=type(exc).__name__)
+        with ctx.db.session() as s:
+            row = s.get(DataExport, export_id)
+            if row is not None:
+                row.status, row.error = "failed", type(exc).__name__
+        return
+    with ctx.db.session() as s:
+        row = s.get(DataExport, export_id)
+        if row is None:  # erased meanwhile
+            ctx.storage.delete(key)
+            return
+        now = utcnow()
+        row.status, row.progress, row.storage_key, row.size = "ready", 100, key, len(archive)
+        row.finished_at, row.expires_at = now, now + timedelta(hours=ctx.settings.export_ttl_hours)
+        audit.record(
+            s, "export.ready", actor_type="system", actor_id="export", subject_id=user_id, purpose="account"
+        )
+
+
+def get_export(session: Session, user_id: str, export_id: str) -> DataExport:
+    row = session.scalar(select(DataExport).where(DataExport.id == export_id, DataExport.user_id == user_id))
+    if row is None:
+        raise NotFound("找不到该导出记录", code="export_not_found")
+    return row
+
+
+def open_archive(ctx: AppContext, session: Session, row: DataExport) -> bytes:
+    if row.status != "ready" or not row.storage_key:
+        raise NotFound("导出文件尚未生成", code="export_not_ready")
+    if row.expires_at is None or row.expires_at <= utcnow() or not ctx.storage.exists(row.storage_key):
+        raise NotFound("下载链接已过期，请重新申请导出", code="export_expired")
+    cipher = ctx.keys.cipher(session, row.user_id)
+    data = cipher.open_bytes(f"export:{row.id}", ctx.storage.get(row.storage_key))
+    audit.record(
+        session,
+        "export.downloaded",
+        actor_type="user",
+        actor_id=row.user_id,
+        subject_id=row.user_id,
+        purpose="account",
+    )
+    return data

@@ -1,0 +1,232 @@
+// Shared UI pieces: page frame, tab bar, list cells, toast, confirm modal, button loading states.
+
+import { errorText } from './api.js';
+import { h, icon, uid } from './dom.js';
+
+/* ---------- page frame ---------- */
+
+const TABS = [{ key: 'me', href: '#/me', label: '我的', icon: 'userFilled' }];
+
+function tabbar(active) {
+  return h(
+    'nav',
+    { class: 'tabbar', 'aria-label': '主导航' },
+    TABS.map((t) =>
+      h(
+        'a',
+        {
+          class: ['tabbar-item', t.key === active && 'is-active'],
+          href: t.href,
+          'aria-current': t.key === active ? 'page' : null,
+        },
+        icon(t.icon),
+        h('span', { class: 'tabbar-label' }, t.label),
+      ),
+    ),
+  );
+}
+
+/** A screen: top bar with optional back link, a scrolling body, and the tab bar on tab roots. */
+export function page({ title, back = null, tab = null, className = '', bare = false }) {
+  const body = h('main', { class: 'page-body', id: 'main' });
+  const header = bare
+    ? null
+    : h(
+        'header',
+        { class: 'navbar' },
+        back ? h('a', { class: 'navbar-back', href: `#${back}`, 'aria-label': '返回' }, icon('back')) : null,
+        h('h1', { class: 'navbar-title', tabindex: '-1' }, title),
+      );
+  const el = h('div', { class: ['page', tab && 'page--tabbed', className] }, header, body, tab ? tabbar(tab) : null);
+  document.title = title ? `${title} · 汇容客` : '汇容客';
+  return { el, body };
+}
+
+export function loadingBlock(text = '加载中…') {
+  return h('div', { class: 'state', role: 'status' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), text);
+}
+
+export function errorBlock(err, retry) {
+  return h(
+    'div',
+    { class: 'state state--error', role: 'alert' },
+    h('p', {}, errorText(err)),
+    retry ? h('button', { type: 'button', class: 'btn btn--outline btn--sm', onclick: retry }, '重试') : null,
+  );
+}
+
+/** Load data into a page body, showing a spinner first and a retryable error on failure. */
+export async function loadInto(body, loader, build) {
+  body.replaceChildren(loadingBlock());
+  try {
+    const data = await loader();
+    body.replaceChildren(...[].concat(build(data)));
+  } catch (err) {
+    if (err && err.handled) return; // 401 / 428: a global handler is already on it
+    body.replaceChildren(errorBlock(err, () => loadInto(body, loader, build)));
+  }
+}
+
+/* ---------- building blocks ---------- */
+
+export function card(title, ...children) {
+  const id = title ? uid('card') : null;
+  return h(
+    'section',
+    { class: 'card', 'aria-labelledby': id },
+    title ? h('h2', { class: 'card-title', id }, title) : null,
+    ...children,
+  );
+}
+
+/** A tappable list row: icon, label, optional value, chevron. */
+export function cell({ href, label, value, iconName, onclick, danger = false, id }) {
+  const inner = [
+    iconName ? h('span', { class: 'cell-icon' }, icon(iconName)) : null,
+    h('span', { class: 'cell-label' }, label),
+    value ? h('span', { class: 'cell-value' }, value) : null,
+    h('span', { class: 'cell-arrow' }, icon('chevron')),
+  ];
+  const cls = ['cell', 'cell--link', danger && 'cell--danger'];
+  if (href) return h('a', { class: cls, href, id }, inner);
+  return h('button', { type: 'button', class: cls, onclick, id }, inner);
+}
+
+export function cellGroup(...cells) {
+  return h('div', { class: 'cell-group' }, ...cells);
+}
+
+export function avatar(url, name, size = 'md') {
+  if (url) return h('img', { class: `avatar avatar--${size}`, src: url, alt: '头像' });
+  const initial = name ? Array.from(name)[0] : '';
+  return h(
+    'span',
+    { class: `avatar avatar--${size} avatar--empty`, role: 'img', 'aria-label': '默认头像' },
+    initial || icon('user'),
+  );
+}
+
+/* ---------- toast ---------- */
+
+let toastTimer = null;
+export function toast(message, kind = 'info') {
+  const el = document.getElementById('toast');
+  if (!el) return;
+  el.textContent = message;
+  el.className = `toast toast--${kind} is-visible`;
+  window.clearTimeout(toastTimer);
+  toastTimer = window.setTimeout(() => {
+    el.classList.remove('is-visible');
+  }, 2200);
+}
+
+/* ---------- loading buttons ---------- */
+
+/** Disable a button (or label) while fn runs and show a spinner on it. */
+export async function withLoading(button, fn) {
+  if (button.classList.contains('is-loading')) return undefined;
+  button.classList.add('is-loading');
+  button.setAttribute('aria-busy', 'true');
+  const wasDisabled = button.disabled;
+  if ('disabled' in button) button.disabled = true;
+  try {
+    return await fn();
+  } finally {
+    button.classList.remove('is-loading');
+    button.removeAttribute('aria-busy');
+    if ('disabled' in button) button.disabled = wasDisabled;
+  }
+}
+
+/* ---------- modal confirm ---------- */
+
+/** An in-page confirm dialog. Resolves true when confirmed. */
+export function confirmDialog({ title, message, confirmText = '确定', cancelText = '取消', danger = false }) {
+  return new Promise((resolve) => {
+    const root = document.getElementById('modal-root');
+    const previous = document.activeElement;
+    const titleId = uid('modal-title');
+    const descId = uid('modal-desc');
+    const cancel = h('button', { type: 'button', class: 'btn btn--ghost' }, cancelText);
+    const ok = h('button', { type: 'button', class: ['btn', danger ? 'btn--danger' : 'btn--primary'] }, confirmText);
+    const box = h(
+      'div',
+      { class: 'modal', role: 'alertdialog', 'aria-modal': 'true', 'aria-labelledby': titleId, 'aria-describedby': descId },
+      h('h2', { class: 'modal-title', id: titleId }, title),
+      h('p', { class: 'modal-text', id: descId }, message),
+      h('div', { class: 'modal-actions' }, cancel, ok),
+    );
+    const backdrop = h('div', { class: 'modal-backdrop' }, box);
+    const close = (value) => {
+      document.removeEventListener('keydown', onKey, true);
+      backdrop.remove();
+      if (previous && previous.focus) previous.focus();
+      resolve(value);
+    };
+    const onKey = (e) => {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        close(false);
+      } else if (e.key === 'Tab') {
+        // keep focus inside the two buttons
+        e.preventDefault();
+        (document.activeElement === ok ? cancel : ok).focus();
+      }
+    };
+    cancel.addEventListener('click', () => close(false));
+    ok.addEventListener('click', () => close(true));
+    backdrop.addEventListener('click', (e) => {
+      if (e.target === backdrop) close(false);
+    });
+    document.addEventListener('keydown', onKey, true);
+    root.append(backdrop);
+    cancel.focus();
+  });
+}
+
+/* ---------- forms ---------- */
+
+/** A labelled input row. Returns {row, input, error} so callers can show field errors. */
+export function field({ label, input, hint, stacked = false }) {
+  const id = input.id || uid('f');
+  input.id = id;
+  const error = h('p', { class: 'field-error', id: `${id}-error`, hidden: true });
+  input.setAttribute('aria-describedby', `${id}-error`);
+  const row = h(
+    'div',
+    { class: ['field', stacked && 'field--stacked'] },
+    h('label', { class: 'field-label', for: id }, label),
+    h('div', { class: 'field-control' }, input),
+    hint ? h('p', { class: 'field-hint' }, hint) : null,
+    error,
+  );
+  return { row, input, error };
+}
+
+export function setFieldError(f, message) {
+  if (!f) return;
+  if (message) {
+    f.error.textContent = message;
+    f.error.hidden = false;
+    f.input.setAttribute('aria-invalid', 'true');
+  } else {
+    f.error.textContent = '';
+    f.error.hidden = true;
+    f.input.removeAttribute('aria-invalid');
+  }
+}
+
+export function alertBox() {
+  const el = h('p', { class: 'form-alert', role: 'alert', hidden: true });
+  return {
+    el,
+    show(message) {
+      el.textContent = message;
+      el.hidden = !message;
+    },
+    clear() {
+      el.textContent = '';
+      el.hidden = true;
+    },
+  };
+}
