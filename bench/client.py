@@ -7,6 +7,7 @@ so it should cost as little CPU per request as possible."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -48,10 +49,8 @@ class Conn:
     async def close(self) -> None:
         if self._w is not None:
             self._w.close()
-            try:
+            with contextlib.suppress(OSError):
                 await self._w.wait_closed()
-            except OSError:
-                pass
             self._r = self._w = None
 
     async def request(
@@ -121,17 +120,27 @@ async def policy_version(conn: Conn) -> int:
     return int((await _json(conn, "GET", "/api/v1/privacy/policy", expect=200))["version"])
 
 
+async def _outbox(conn: Conn, phone: str) -> list[dict[str, Any]]:
+    outbox = await _json(conn, "GET", f"/api/v1/dev/sms-outbox?phone={quote(phone)}", expect=200)
+    return list(outbox["messages"])  # newest first
+
+
 async def fresh_code(conn: Conn, phone: str) -> str:
-    """Request a code through the real API, then read it back from the dev outbox."""
+    """Request a code through the real API, then read that new code back from the dev outbox.
+
+    The outbox row is written by an after-commit hook, possibly after the 202 has been sent, so the newest
+    message can still be the previous code: wait (bounded) for a message that was not there before."""
+    before = {(m["sent_at"], m["text"]) for m in await _outbox(conn, phone)}
     await _json(conn, "POST", "/api/v1/auth/sms-codes", {"phone": phone}, expect=202)
-    for _ in range(50):  # the outbox row is written after commit: allow a few short retries, bounded
-        outbox = await _json(conn, "GET", f"/api/v1/dev/sms-outbox?phone={quote(phone)}", expect=200)
-        if outbox["messages"]:
-            match = _CODE.search(outbox["messages"][0]["text"])  # newest first
-            if match:
-                return match.group(1)
+    for _ in range(100):
+        new = [m for m in await _outbox(conn, phone) if (m["sent_at"], m["text"]) not in before]
+        if new:
+            match = _CODE.search(new[0]["text"])
+            if not match:
+                raise HttpError(f"no code in the outbox text for {phone}")
+            return match.group(1)
         await asyncio.sleep(0.02)
-    raise HttpError(f"no code in the dev outbox for {phone}")
+    raise HttpError(f"the new code never reached the dev outbox for {phone}")
 
 
 async def sign_up(port: int, phone: str) -> dict[str, Any]:
@@ -142,19 +151,23 @@ async def sign_up(port: int, phone: str) -> dict[str, Any]:
         code = await fresh_code(conn, phone)
         body = {"phone": phone, "code": code, "accept_policy_version": version}
         session: dict[str, Any] = await _json(conn, "POST", "/api/v1/auth/sessions", body, expect=201)
-        me = await _json_auth(conn, "/api/v1/me", session["token"])
-        if me["id"] != session["user"]["id"]:
-            raise HttpError("GET /api/v1/me returned another user")
+        # The session may not be committed yet when the 201 arrives (FastAPI runs the exit code of
+        # `yield` dependencies, where the session commits, after sending the response): retry, bounded,
+        # and record how often the new token was refused.
+        session["bench_me_401s"] = 0
+        for _ in range(100):
+            status, data = await conn.request(
+                "GET", "/api/v1/me", headers={"Authorization": f"Bearer {session['token']}"}
+            )
+            if status != 401:
+                break
+            session["bench_me_401s"] += 1
+            await asyncio.sleep(0.01)
+        if status != 200 or json.loads(data)["id"] != session["user"]["id"]:
+            raise HttpError(f"GET /api/v1/me -> {status}: {data[:300].decode(errors='replace')}")
         return session
     finally:
         await conn.close()
-
-
-async def _json_auth(conn: Conn, path: str, token: str) -> Any:
-    status, data = await conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
-    if status != 200:
-        raise HttpError(f"GET {path} -> {status}: {data[:300].decode(errors='replace')}")
-    return json.loads(data)
 
 
 async def _pool(

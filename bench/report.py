@@ -63,7 +63,9 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
     for kind in ("signup", "signin"):
         burst = res["sign_in"][kind]
         if burst["ok"] != burst["attempted"]:
-            problems.append(f"{kind}: only {burst['ok']} of {burst['attempted']} succeeded {burst['statuses']}")
+            problems.append(
+                f"{kind}: only {burst['ok']} of {burst['attempted']} succeeded {burst['statuses']}"
+            )
     checks = {t.key: t.check(values.get(t.key)) for t in TARGETS}
     return {"values": values, "pass": checks, "problems": problems}
 
@@ -121,6 +123,14 @@ def latest_results(directory: Path) -> list[dict[str, Any]]:
     return [latest[k] for k in order if k in latest]
 
 
+def _source(res: dict[str, Any]) -> str:
+    src, m = res.get("source") or {}, res["machine"]
+    if src.get("kind") == "git archive":
+        return f"Code: `src/` of `{src['ref']}` (commit `{src['commit']}`)"
+    dirty = " plus uncommitted changes in `src/`" if m["src_dirty"] else ""
+    return f"Code: the working tree at commit `{m['git_commit']}`{dirty}"
+
+
 def _section(res: dict[str, Any]) -> list[str]:
     s, v, m, http = res["summary"], res["summary"]["values"], res["machine"], res["http"]
     cfg, si = res["config"], res["sign_in"]
@@ -129,7 +139,7 @@ def _section(res: dict[str, Any]) -> list[str]:
     out.append(
         f"Run {res['date']} on {m['nproc']} CPUs ({m['cpu_model']}), {m['mem_total_gb']} GB RAM, "
         f"Linux {m['kernel']}, Python {m['python']}{pg}; {m['wrk']}. "
-        f"Commit `{m['git_commit']}`{' with uncommitted changes in src/' if m['src_dirty'] else ''}. "
+        f"{_source(res)}. "
         f"Load average before/after: {res['loadavg_before'][0]:.2f} / {res['loadavg_after'][0]:.2f}."
     )
     out += ["", "| Metric | Value | Target | Result |", "|---|---:|---:|:---:|"]
@@ -149,12 +159,13 @@ def _section(res: dict[str, Any]) -> list[str]:
             f"{lat.get('p99', 0):.2f} ms | {lat.get('max', 0):.2f} ms | {errs} | "
             f"{run['server_cpu_ms_per_req']} | {run['server_cpu_util'] * 100:.0f}% |"
         )
-    out += ["", "| Sign-in burst | ok / attempted | per s | p50 | p99 | statuses |", "|---|---:|---:|---:|---:|---|"]
+    out += ["", "| Sign-in burst | ok / attempted | per s | p50 | p99 | statuses |"]
+    out += ["|---|---:|---:|---:|---:|---|"]
     for kind, label in (("signup", "new phone (registers)"), ("signin", "returning user")):
         b = si[kind]
         out.append(
-            f"| {label} | {b['ok']} / {b['attempted']} | {b['per_s']:,.1f} | {b['p50_ms']} ms | {b['p99_ms']} ms "
-            f"| {', '.join(f'{k}: {n}' for k, n in sorted(b['statuses'].items()))} |"
+            f"| {label} | {b['ok']} / {b['attempted']} | {b['per_s']:,.1f} | {b['p50_ms']} ms "
+            f"| {b['p99_ms']} ms | {', '.join(f'{k}: {n}' for k, n in sorted(b['statuses'].items()))} |"
         )
     rss = res["rss_after_start"]["rss_mb"], res["rss_after_http"]["rss_mb"], res["rss_after_run"]["rss_mb"]
     out += [
@@ -164,7 +175,8 @@ def _section(res: dict[str, Any]) -> list[str]:
         f"- RSS after start / after the wrk runs / after the sign-ins: {rss[0]} / {rss[1]} / {rss[2]} MB "
         f"(peak {res['rss_after_run']['peak_rss_mb']} MB, {res['rss_after_run']['threads']} threads).",
         f"- Startup samples: {', '.join(f'{x:.2f} s' for x in res['startup']['samples_s'])}.",
-        f"- wrk: {cfg['wrk_threads']} threads, {cfg['duration_s']} s per run after {cfg['warmup_s']} s warm-up.",
+        f"- wrk: {cfg['wrk_threads']} threads, {cfg['duration_s']} s per run "
+        f"after {cfg['warmup_s']} s warm-up.",
     ]
     out += [f"- **Problem:** {p}" for p in s["problems"]]
     out += ["", "</details>", ""]
@@ -192,7 +204,8 @@ METHOD = """\
    `POST /api/v1/auth/sessions` fire over 32 keep-alive connections and successes ÷ wall time is reported
    ("new phone": this first sign-in registers the user). The same phones then get fresh codes and sign in
    again ("returning user"), which is the plain code check + session creation.
-5. RSS is `VmRSS` from `/proc/<pid>/status`, summed over the server and its descendants, after all of the above.
+5. RSS is `VmRSS` from `/proc/<pid>/status`, summed over the server and its descendants, after all of
+   the above.
 
 The load generator runs on the same machine as the server and competes with it for CPU, as does anything
 else running at the time (see the load averages). Treat small differences between runs as noise.
@@ -213,7 +226,8 @@ def render_markdown(results: list[dict[str, Any]]) -> str:
     ]
     for t in TARGETS:
         cells = [
-            f"{_fmt(t.key, r['summary']['values'][t.key])} {_verdict(r['summary']['pass'][t.key])}" for r in results
+            f"{_fmt(t.key, r['summary']['values'][t.key])} {_verdict(r['summary']['pass'][t.key])}"
+            for r in results
         ]
         out.append(f"| {t.label} | {t.text()} | " + " | ".join(cells) + " |")
     out.append("")

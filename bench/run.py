@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import client, report
-from bench.server import PgAdmin, Server, running_server
+from bench.server import PgAdmin, Server, running_server, source_snapshot
 from bench.wrk import find_wrk, run_wrk, wrk_version
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +61,8 @@ def machine_info(wrk: str) -> dict[str, Any]:
             mem_kb = int(line.split()[1])
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     versions = {}
-    for pkg in ("fastapi", "starlette", "uvicorn", "sqlalchemy", "pydantic", "psycopg", "uvloop", "httptools"):
+    packages = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "pydantic", "psycopg", "uvloop", "httptools")
+    for pkg in packages:
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -146,9 +147,14 @@ def measure_sign_in(srv: Server, count: int, concurrency: int) -> dict[str, Any]
     return out
 
 
-def _server_context(stack: ExitStack, backend: str, pg: PgAdmin | None, redis_url: str | None) -> Server:
+def _server_context(
+    stack: ExitStack, backend: str, pg: PgAdmin | None, args: argparse.Namespace, keep_log: Path | None = None
+) -> Server:
     database_url = stack.enter_context(pg.fresh_database()) if backend == "postgres" and pg else None
-    return stack.enter_context(running_server(database_url=database_url, redis_url=redis_url))
+    server = running_server(
+        database_url=database_url, redis_url=args.redis_url, keep_log=keep_log, src_dir=args.src_dir
+    )
+    return stack.enter_context(server)
 
 
 def run_backend(backend: str, args: argparse.Namespace, wrk: str, pg: PgAdmin | None) -> dict[str, Any]:
@@ -159,6 +165,7 @@ def run_backend(backend: str, args: argparse.Namespace, wrk: str, pg: PgAdmin | 
         "date": started_at.isoformat(timespec="seconds"),
         "quick": args.quick,
         "machine": machine_info(wrk),
+        "source": args.source,
         "loadavg_before": _loadavg(),
         "config": {
             "duration_s": args.duration,
@@ -174,12 +181,18 @@ def run_backend(backend: str, args: argparse.Namespace, wrk: str, pg: PgAdmin | 
     startups: list[float] = []
     with ExitStack() as stack:
         log(f"[{backend}] starting huirongke serve on a fresh data dir ...")
-        srv = _server_context(stack, backend, pg, args.redis_url)
+        keep_log = RESULTS / f"server-{backend}.log"
+        srv = _server_context(stack, backend, pg, args, keep_log)
         startups.append(srv.startup_s)
+        log(f"  server log: bench/results/{keep_log.name}")
         log(f"  ready (/readyz 200) after {srv.startup_s:.2f}s; pid {srv.proc.pid}, port {srv.port}")
         result["rss_after_start"] = srv.memory()
         session = client.run_async(client.sign_up(srv.port, BENCH_PHONE))
         log(f"  bench user signed up through the API (user {session['user']['id']})")
+        result["read_after_write"] = {"me_401s_right_after_sign_up": session["bench_me_401s"]}
+        if session["bench_me_401s"]:
+            n = session["bench_me_401s"]
+            log(f"  !! new token refused {n}x (401) right after its 201: the commit ran after the send")
         result["http"] = measure_http(srv, wrk, session["token"], args.duration, args.warmup)
         result["rss_after_http"] = srv.memory()
         result["sign_in"] = measure_sign_in(srv, args.signins, args.signin_concurrency)
@@ -187,7 +200,7 @@ def run_backend(backend: str, args: argparse.Namespace, wrk: str, pg: PgAdmin | 
         log(f"  RSS after the run: {result['rss_after_run']['rss_mb']} MB")
     for i in range(1, args.startup_runs):
         with ExitStack() as stack:
-            srv = _server_context(stack, backend, pg, args.redis_url)
+            srv = _server_context(stack, backend, pg, args)
             startups.append(srv.startup_s)
             log(f"  startup probe {i + 1}/{args.startup_runs}: {srv.startup_s:.2f}s")
     result["startup"] = {
@@ -210,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--startup-runs", type=int, default=3, help="cold starts to time (median is reported)")
     p.add_argument("--pg-admin-url", default=os.environ.get("HRK_BENCH_PG_URL", DEFAULT_PG))
     p.add_argument("--redis-url", default=None, help="also set HRK_REDIS_URL (rate limits and jobs on Redis)")
+    p.add_argument(
+        "--src-ref",
+        default=None,
+        help="benchmark src/ as of this git ref (extracted with git archive) instead of the working tree",
+    )
     p.add_argument("--quick", action="store_true", help="3s runs, 300 phones, 1 startup: a smoke test")
     p.add_argument("--no-docs", action="store_true", help="do not regenerate docs/benchmarks.md")
     args = p.parse_args(argv)
@@ -219,6 +237,17 @@ def main(argv: list[str] | None = None) -> int:
         if not 1 <= getattr(args, name) <= 100_000:
             p.error(f"--{name.replace('_', '-')} out of range")
 
+    with ExitStack() as stack:
+        args.src_dir = None
+        args.source = {"kind": "working tree", "ref": None, "commit": None}
+        if args.src_ref:
+            args.src_dir, commit = stack.enter_context(source_snapshot(ROOT, args.src_ref))
+            args.source = {"kind": "git archive", "ref": args.src_ref, "commit": commit[:12]}
+            log(f"benchmarking src/ of {args.src_ref} ({commit[:12]}), not the working tree")
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     wrk = find_wrk()
     backends = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
     pg = PgAdmin(args.pg_admin_url) if "postgres" in backends else None
@@ -236,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                 log(msg)
                 continue
         res = run_backend(backend, args, wrk, pg)
-        name = f"{stamp}-{backend}{'-redis' if args.redis_url else ''}{'-quick' if args.quick else ''}.json"
+        tags = ("-redis" if args.redis_url else "") + ("-quick" if args.quick else "")
+        name = f"{stamp}-{backend}{tags}.json"
         (RESULTS / name).write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         log(f"  wrote bench/results/{name}")
         log(report.console_table(res))

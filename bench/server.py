@@ -4,6 +4,7 @@ time it until /readyz answers 200, measure its RSS, and tear everything down aga
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -60,7 +61,9 @@ def _http_status(port: int, path: str, timeout: float = 1.0) -> int | None:
 
 @dataclass
 class PgAdmin:
-    admin_dsn: str  # libpq DSN of the maintenance database, e.g. postgresql://postgres@127.0.0.1:5432/postgres
+    admin_dsn: (
+        str  # libpq DSN of the maintenance database, e.g. postgresql://postgres@127.0.0.1:5432/postgres
+    )
 
     def _connect(self):  # type: ignore[no-untyped-def]
         import psycopg
@@ -93,6 +96,22 @@ class PgAdmin:
         finally:
             with self._connect() as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def source_snapshot(root: Path, ref: str) -> Iterator[tuple[Path, str]]:
+    """Extract `src/` of a git ref into a temp dir (read-only on the repository); yield (src dir, commit)."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="hrk-src-") as tmp:
+        archive = subprocess.run(["git", "archive", commit, "src"], cwd=root, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        yield Path(tmp) / "src", commit
 
 
 # --- The server ------------------------------------------------------------------------------------
@@ -186,10 +205,14 @@ def _clean_env(extra: dict[str, str]) -> dict[str, str]:
 
 @contextmanager
 def running_server(
-    *, database_url: str | None = None, redis_url: str | None = None, workdir: Path | None = None
+    *,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+    keep_log: Path | None = None,
+    src_dir: Path | None = None,
 ) -> Iterator[Server]:
     """Launch `python -m huirongke.cli serve` with a fresh HRK_DATA_DIR; time it until /readyz is 200."""
-    with tempfile.TemporaryDirectory(prefix="hrk-bench-", dir=workdir) as tmp:
+    with tempfile.TemporaryDirectory(prefix="hrk-bench-") as tmp:
         tmp_path = Path(tmp)
         data_dir = tmp_path / "data"
         extra = {"HRK_DATA_DIR": str(data_dir)}
@@ -198,6 +221,8 @@ def running_server(
         if redis_url:
             extra["HRK_REDIS_URL"] = redis_url
         env = _clean_env(extra)
+        if src_dir is not None:  # benchmark another copy of the code (e.g. a `git archive` snapshot)
+            env["PYTHONPATH"] = str(src_dir)
         port = free_port()
         log_path = tmp_path / "server.log"
         cmd = [sys.executable, "-m", "huirongke.cli", "serve", "--port", str(port)]
@@ -217,8 +242,12 @@ def running_server(
                         server.startup_s = time.perf_counter() - started
                         break
                     if time.perf_counter() > deadline:
-                        raise RuntimeError(f"/readyz not 200 after {STARTUP_TIMEOUT_S}s:\n{server.log_tail()}")
+                        tail = server.log_tail()
+                        raise RuntimeError(f"/readyz not 200 after {STARTUP_TIMEOUT_S}s:\n{tail}")
                     time.sleep(0.01)
                 yield server
             finally:
                 server.stop()
+                if keep_log is not None:
+                    keep_log.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(log_path, keep_log)

@@ -88,7 +88,8 @@ def parse(output: str) -> dict[str, Any]:
         out["non_2xx_3xx"] = int(m.group(1))
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     if m:
-        out["socket_errors"] = dict(zip(("connect", "read", "write", "timeout"), map(int, m.groups()), strict=True))
+        kinds = ("connect", "read", "write", "timeout")
+        out["socket_errors"] = dict(zip(kinds, map(int, m.groups()), strict=True))
     return out
 
 

@@ -18,6 +18,9 @@ from huirongke.kit.errors import AppError, install_error_handlers
 from huirongke.kit.logging import configure_logging
 from huirongke.kit.middleware import RequestContextMiddleware
 from huirongke.media.routes import router as media_router
+from huirongke.privacy.case_routes import meta_router as case_meta_router
+from huirongke.privacy.case_routes import router as case_router
+from huirongke.privacy.guardian_routes import router as guardian_router
 from huirongke.privacy.rights_routes import router as rights_router
 from huirongke.privacy.routes import router as privacy_router
 from huirongke.web.routes import STATIC_DIR
@@ -25,10 +28,15 @@ from huirongke.web.routes import router as web_router
 
 
 def create_app(
-    settings: Settings | None = None, *, ctx: AppContext | None = None, run_jobs: bool = False
+    settings: Settings | None = None,
+    *,
+    ctx: AppContext | None = None,
+    run_jobs: bool = False,
+    log_to_file: bool = False,
 ) -> FastAPI:
     settings = settings or (ctx.settings if ctx else get_settings())
-    configure_logging(settings.log_level)
+    settings.ensure_dirs()
+    configure_logging(settings.log_level, file=settings.resolved_log_file if log_to_file else None)
     ctx = ctx or build_context(settings)
 
     @asynccontextmanager
@@ -72,6 +80,9 @@ def create_app(
     app.include_router(accounts_router)
     app.include_router(privacy_router)
     app.include_router(rights_router)
+    app.include_router(case_router)
+    app.include_router(case_meta_router)
+    app.include_router(guardian_router)
     app.include_router(media_router)
     if settings.env == "dev":
         from huirongke.kit.sms.dev_routes import router as dev_router

@@ -43,7 +43,7 @@ def serve(
     settings = get_settings()
     settings.ensure_dirs()
     upgrade(settings.resolved_database_url)
-    application = create_app(settings, run_jobs=jobs)
+    application = create_app(settings, run_jobs=jobs, log_to_file=True)
     host, port = host or settings.host, port or settings.port
     typer.echo(f"汇容客 正在启动：http://{host}:{port}  (迁移用时 {time.monotonic() - started:.1f}s)")
     uvicorn.run(application, host=host, port=port, access_log=False, log_config=None, proxy_headers=False)
@@ -90,6 +90,169 @@ def publish_policy(
         row = ctx.policy.publish(session, file.read_text(encoding="utf-8"), changes)
         version = row.version
     typer.echo(f"已发布隐私政策第 {version} 版")
+
+
+@privacy_app.command("verify-audit")
+def verify_audit() -> None:
+    """Check the audit log's hash chain; exits 1 if any event was altered, removed or reordered."""
+    from huirongke.context import build_context
+    from huirongke.privacy import audit
+
+    ctx = build_context(get_settings())
+    with ctx.db.session() as session:
+        result = audit.verify(session)
+    if result.ok:
+        typer.echo(f"审计日志完整：已校验 {result.checked} 条事件")
+        return
+    typer.echo(f"审计日志被篡改：第 {result.first_bad_seq} 条事件，{result.reason}", err=True)
+    raise typer.Exit(1)
+
+
+@privacy_app.command("residue")
+def residue(
+    phone: str = typer.Option(None, "--phone", help="the subject's phone, in any format"),
+    text: list[str] = typer.Option([], "--text", help="other strings that must not remain (repeatable)"),
+) -> None:
+    """Scan tables, raw database files, media, job store and logs for a subject; exit 1 on any hit."""
+    from huirongke.context import build_context
+    from huirongke.kit.phone import InvalidPhone
+    from huirongke.privacy.residue import describe, scan
+
+    if not phone and not text:
+        typer.echo("请至少提供 --phone 或 --text", err=True)
+        raise typer.Exit(2)
+    ctx = build_context(get_settings())
+    started = time.monotonic()
+    try:
+        hits = scan(ctx, phone, text)
+    except InvalidPhone:
+        typer.echo("手机号码格式无效", err=True)
+        raise typer.Exit(2) from None
+    took = time.monotonic() - started
+    if hits:
+        typer.echo(f"发现残留（{len(hits)} 处，用时 {took:.1f}s）：", err=True)
+        for line in describe(hits, len(text) + 1):
+            typer.echo(f"  {line}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"未发现残留（用时 {took:.1f}s）")
+
+
+@privacy_app.command("erase-due")
+def erase_due_cmd() -> None:
+    """Erase every account whose cooling-off period has ended (the periodic job does this too)."""
+    from huirongke.context import build_context
+    from huirongke.privacy.erasure import erase_due
+
+    ctx = build_context(get_settings())
+    typer.echo(f"已执行 {erase_due(ctx)} 个注销")
+
+
+@privacy_app.command("retention")
+def retention_cmd() -> None:
+    """Apply retention periods now (the periodic job does this hourly)."""
+    from huirongke.context import build_context
+    from huirongke.privacy.retention import apply
+
+    ctx = build_context(get_settings())
+    results = apply(ctx)
+    for r in results:
+        typer.echo(f"{r.table}.{r.column}: {r.action} {r.rows} 行")
+    typer.echo(f"保存期限检查完成，处理 {len(results)} 项")
+
+
+@privacy_app.command("lists")
+def lists_cmd() -> None:
+    """Print the two published lists as JSON, generated from the data map."""
+    import json
+
+    from huirongke.privacy import lists
+
+    out = {"collection": lists.collection_list(), "sharing": lists.sharing_list(get_settings())}
+    typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
+
+
+cases_app = typer.Typer(help="Data-rights cases (staff).", no_args_is_help=True)
+app.add_typer(cases_app, name="cases")
+
+
+@cases_app.command("list")
+def cases_list(overdue: bool = typer.Option(False, help="only cases past their deadline")) -> None:
+    """Open cases, earliest deadline first."""
+    from huirongke.context import build_context
+    from huirongke.privacy import cases
+
+    ctx = build_context(get_settings())
+    with ctx.db.session() as s:
+        rows = cases.overdue(s) if overdue else cases.staff_queue(s)
+        for c in rows:
+            typer.echo(f"{c.id}  {cases.KINDS[c.kind]}  截止 {c.deadline}  用户 {c.user_id}")
+        if not rows:
+            typer.echo("没有待处理的申请")
+
+
+@cases_app.command("show")
+def cases_show(
+    case_id: str, staff: str = typer.Option(..., "--staff", help="your staff id (audited)")
+) -> None:
+    """Show a case, including the user's description (this read is audited)."""
+    from huirongke.context import build_context
+    from huirongke.kit.errors import AppError
+    from huirongke.privacy import cases
+    from huirongke.privacy.models import PrivacyCase
+
+    ctx = build_context(get_settings())
+    with ctx.db.session() as s:
+        case = s.get(PrivacyCase, case_id)
+        if case is None:
+            typer.echo("找不到该申请", err=True)
+            raise typer.Exit(1)
+        try:
+            text = cases.read_description(ctx, s, case, staff)
+        except AppError as exc:
+            typer.echo(exc.message, err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"{cases.KINDS[case.kind]}（{cases.STATUS_LABELS[case.status]}），截止 {case.deadline}")
+        if case.ground:
+            typer.echo(f"理由：{cases.DELETION_GROUNDS[case.ground]}")
+        typer.echo(text)
+        for e in cases.history(s, case.id):
+            typer.echo(f"  {e.at:%Y-%m-%d %H:%M} {cases.STATUS_LABELS[e.status]} {e.actor} {e.note or ''}")
+
+
+def _case_action(case_id: str, staff: str, resolution: str | None, reason: str | None) -> None:
+    from huirongke.context import build_context
+    from huirongke.kit.errors import AppError
+    from huirongke.privacy import cases
+
+    ctx = build_context(get_settings())
+    try:
+        with ctx.db.session() as s:
+            if resolution is not None:
+                cases.resolve(ctx, s, case_id, staff, resolution)
+            else:
+                cases.refuse(s, case_id, staff, reason or "")
+    except AppError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(1) from None
+    typer.echo("已办结" if resolution is not None else "已拒绝，并已告知用户理由与诉讼权利")
+
+
+@cases_app.command("resolve")
+def cases_resolve(
+    case_id: str,
+    staff: str = typer.Option(..., "--staff"),
+    resolution: str = typer.Option(..., "--resolution"),
+) -> None:
+    """Close a case with the outcome the user will read."""
+    _case_action(case_id, staff, resolution, None)
+
+
+@cases_app.command("refuse")
+def cases_refuse(
+    case_id: str, staff: str = typer.Option(..., "--staff"), reason: str = typer.Option(..., "--reason")
+) -> None:
+    """Refuse a case; the reason is shown to the user with their right to go to court (R14)."""
+    _case_action(case_id, staff, None, reason)
 
 
 def _review(user_id: str, approve: bool, note: str | None) -> None:

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     storage_url: str | None = None
     log_level: str = "INFO"
+    #: Where `serve` also writes its (redacted) JSON log; default <data_dir>/logs/huirongke.log.
+    log_file: Path | None = None
 
     # Sign-in
     sms_provider: Literal["console", "aliyun"] = "console"
@@ -35,6 +37,8 @@ class Settings(BaseSettings):
     aliyun_access_key_secret: str = ""
     aliyun_sms_sign_name: str = "汇容客"
     aliyun_sms_template_login: str = ""
+    aliyun_sms_template_verify: str = ""
+    aliyun_sms_template_guardian: str = ""
 
     # Media
     avatar_max_bytes: int = 5 * 1024 * 1024
@@ -71,6 +75,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def resolved_log_file(self) -> Path:
+        return self.log_file or self.data_dir / "logs" / "huirongke.log"
 
     def ensure_dirs(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from huirongke.kit.sms.outbox import DevSmsOutbox
 from huirongke.kit.storage import LocalStorage, MediaStorage
 from huirongke.privacy.keys import SubjectKeys
 from huirongke.privacy.policy import PolicyService
+from huirongke.privacy.providers import check_data_location
 
 
 @dataclass
@@ -57,7 +58,11 @@ def _sms_provider(ctx: AppContext) -> SmsProvider:
             access_key_id=s.aliyun_access_key_id,
             access_key_secret=s.aliyun_access_key_secret,
             sign_name=s.aliyun_sms_sign_name,
-            template_codes={"login_code": s.aliyun_sms_template_login},
+            template_codes={
+                "login_code": s.aliyun_sms_template_login,
+                "verify_code": s.aliyun_sms_template_verify,
+                "guardian_code": s.aliyun_sms_template_guardian,
+            },
         )
     return ConsoleSmsProvider(ctx.write_dev_outbox if s.env != "prod" else None)
 
@@ -81,6 +86,7 @@ def build_context(settings: Settings, *, immediate_jobs: bool = False) -> AppCon
         redis=redis_client,
     )
     ctx.sms = _sms_provider(ctx)
+    check_data_location(settings, {"storage": ctx.storage.region, "sms": ctx.sms.region})
     import huirongke.jobs_registry  # noqa: F401  (register every job before binding)
 
     ctx.jobs = JobQueue.from_settings(settings.data_dir, settings.redis_url, ctx, immediate=immediate_jobs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import select
@@ -15,7 +15,9 @@ from huirongke.accounts.models import AuthSession, User
 from huirongke.accounts.signin import hash_token
 from huirongke.context import AppContext
 from huirongke.kit.clock import utcnow
-from huirongke.kit.errors import AppError, Unauthorized
+from huirongke.kit.errors import AppError, PreconditionRequired, Unauthorized
+from huirongke.privacy import consent
+from huirongke.privacy.purposes import PURPOSES
 
 
 def get_ctx(request: Request) -> AppContext:
@@ -73,7 +75,14 @@ def any_principal(principal: Annotated[Principal, Depends(_principal)]) -> Princ
     return principal
 
 
-def principal(principal: Annotated[Principal, Depends(_principal)], ctx: Ctx, session: DB) -> Principal:
+# What a minor may use before a guardian consents: their profile, the guardian flow, the policy.
+_MINOR_PATHS = frozenset({"/api/v1/me"})
+_MINOR_PREFIXES = ("/api/v1/me/guardian", "/api/v1/privacy/")
+
+
+def principal(
+    principal: Annotated[Principal, Depends(_principal)], ctx: Ctx, session: DB, request: Request
+) -> Principal:
     if not principal.policy_agreed:
         current = ctx.policy.current(session)
         raise AppError(
@@ -81,6 +90,16 @@ def principal(principal: Annotated[Principal, Depends(_principal)], ctx: Ctx, se
             code="policy_update_required",
             status=428,
             details={"current_version": current.version},
+        )
+    from huirongke.privacy.minors import restricted
+
+    path = request.url.path
+    if restricted(principal.user) and not (path in _MINOR_PATHS or path.startswith(_MINOR_PREFIXES)):
+        # P42: until a guardian consents, a minor can only fix their profile and ask the guardian.
+        raise AppError(
+            "您未满 18 周岁，需要监护人同意后才能使用此功能",
+            code="guardian_consent_required",
+            status=403,
         )
     return principal
 
@@ -91,3 +110,19 @@ CurrentUser = Annotated[Principal, Depends(principal)]
 
 def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+def require_consent(purpose_key: str) -> Any:
+    """A route dependency type: 428 consent_required unless the signed-in user granted the purpose."""
+    purpose = PURPOSES[purpose_key]
+
+    def check(user: CurrentUser, session: DB) -> Principal:
+        if not consent.is_granted(session, user.user.id, purpose_key):
+            raise PreconditionRequired(
+                f"使用此功能需要您同意「{purpose.label}」：{purpose.description}",
+                code="consent_required",
+                details={"purpose": purpose_key, "label": purpose.label, "basis": purpose.basis},
+            )
+        return user
+
+    return Annotated[Principal, Depends(check)]

@@ -52,6 +52,10 @@ class User(Base):
     show_phone: Mapped[bool] = mapped_column(Boolean, default=False, info=NOT_PERSONAL)
     show_region: Mapped[bool] = mapped_column(Boolean, default=False, info=NOT_PERSONAL)
     personalized_recommendations: Mapped[bool] = mapped_column(Boolean, default=True, info=NOT_PERSONAL)
+    #: P42: set once a guardian's consent is verified; users under 18 are restricted until then.
+    guardian_consent_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, info=pii("user.minor.guardian_consent", "监护人同意时间", purposes=["account"])
+    )
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, info=pii("user.account.created_at", "注册时间", purposes=["account"], erasure="keep")
     )

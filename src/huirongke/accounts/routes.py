@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
 from huirongke.accounts import profile, signin
-from huirongke.accounts.deps import DB, AnyUser, Ctx, CurrentUser, client_ip
+from huirongke.accounts.deps import DB, AnyUser, Ctx, CurrentUser, client_ip, require_consent
 from huirongke.accounts.models import AuthSession, Device
 from huirongke.accounts.schemas import (
     DeviceOut,
@@ -27,7 +27,6 @@ from huirongke.accounts.schemas import (
 from huirongke.kit.clock import utcnow
 from huirongke.kit.errors import NotFound
 from huirongke.privacy import audit
-from huirongke.privacy.consent import require_consent
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 RealNameConsent = require_consent("real_name")  # R02: the ID number is sensitive: separate consent

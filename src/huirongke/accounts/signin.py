@@ -39,7 +39,19 @@ def hash_token(token: str) -> str:
     return sha256_hex(token)
 
 
-def request_code(ctx: AppContext, session: Session, raw_phone: str, ip: str | None) -> SmsCode:
+_CODE_TEXTS = {
+    "login": ("login_code", "【汇容客】您的登录验证码为 {code}，{minutes} 分钟内有效。请勿告诉他人。"),
+    "case": ("verify_code", "【汇容客】您正在提交个人信息相关申请，验证码为 {code}，{minutes} 分钟内有效。"),
+    "guardian": (
+        "guardian_code",
+        "【汇容客】您正在以监护人身份确认，验证码为 {code}，{minutes} 分钟内有效。如非本人操作请忽略。",
+    ),
+}
+
+
+def request_code(
+    ctx: AppContext, session: Session, raw_phone: str, ip: str | None, purpose: str = "login"
+) -> SmsCode:
     s = ctx.settings
     phone = parse_phone(raw_phone)
     bidx = ctx.phone_bidx(phone)
@@ -62,11 +74,12 @@ def request_code(ctx: AppContext, session: Session, raw_phone: str, ip: str | No
     # Any earlier code for this number stops working once a new one is issued.
     session.execute(
         update(SmsCode)
-        .where(SmsCode.phone_bidx == bidx, SmsCode.consumed_at.is_(None))
+        .where(SmsCode.phone_bidx == bidx, SmsCode.purpose == purpose, SmsCode.consumed_at.is_(None))
         .values(consumed_at=now)
     )
     row = SmsCode(
         phone_bidx=bidx,
+        purpose=purpose,
         code_hash=ctx.ring.mac("sms", bidx, code),
         ip_hash=sha256_hex(ip) if ip else None,
         created_at=now,
@@ -75,11 +88,9 @@ def request_code(ctx: AppContext, session: Session, raw_phone: str, ip: str | No
     session.add(row)
     session.flush()
     minutes = s.sms_code_ttl_seconds // 60
+    template, text = _CODE_TEXTS[purpose]
     message = SmsMessage(
-        phone=phone,
-        template="login_code",
-        params={"code": code},
-        text=f"【汇容客】您的登录验证码为 {code}，{minutes} 分钟内有效。请勿告诉他人。",
+        phone=phone, template=template, params={"code": code}, text=text.format(code=code, minutes=minutes)
     )
     after_commit(session, lambda: _deliver(ctx, message, row.id))
     return row
@@ -93,12 +104,17 @@ def _deliver(ctx: AppContext, message: SmsMessage, code_id: str) -> None:
         raise AppError("短信发送失败，请稍后重试", code="sms_unavailable", status=503) from None
 
 
-def check_code(ctx: AppContext, session: Session, bidx: str, code: str) -> None:
+def check_code(ctx: AppContext, session: Session, bidx: str, code: str, purpose: str = "login") -> None:
     """Consume a valid code or raise 400 invalid_code. Five wrong tries void the code."""
     now = utcnow()
     row = session.scalar(
         select(SmsCode)
-        .where(SmsCode.phone_bidx == bidx, SmsCode.consumed_at.is_(None), SmsCode.expires_at > now)
+        .where(
+            SmsCode.phone_bidx == bidx,
+            SmsCode.purpose == purpose,
+            SmsCode.consumed_at.is_(None),
+            SmsCode.expires_at > now,
+        )
         .order_by(SmsCode.created_at.desc())
         .limit(1)
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 
 class Clock:
@@ -24,3 +25,8 @@ clock = Clock()
 
 def utcnow() -> datetime:
     return clock.now()
+
+
+def china_today() -> date:
+    """Today in Beijing time: deadlines count PRC working days."""
+    return utcnow().astimezone(ZoneInfo("Asia/Shanghai")).date()

@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -39,8 +40,27 @@ def redact_processor(_logger: Any, _name: str, event: MutableMapping[str, Any]) 
     return event
 
 
-def configure_logging(level: str = "INFO", stream: Any = None) -> None:
+class _Tee:
+    """Writes each line to the console and to the log file."""
+
+    def __init__(self, *streams: Any) -> None:
+        self.streams = streams
+
+    def write(self, data: str) -> int:
+        for s in self.streams:
+            s.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        for s in self.streams:
+            s.flush()
+
+
+def configure_logging(level: str = "INFO", stream: Any = None, file: Path | None = None) -> None:
     stream = stream or sys.stderr
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        stream = _Tee(stream, file.open("a", encoding="utf-8", buffering=1))
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import Depends
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from huirongke.kit.clock import utcnow
-from huirongke.kit.errors import AppError, NotFound, PreconditionRequired
+from huirongke.kit.errors import AppError, NotFound
 from huirongke.privacy import audit, registry
 from huirongke.privacy.models import ConsentEvent, PermissionEvent
 from huirongke.privacy.purposes import PURPOSES, Purpose
@@ -130,24 +129,6 @@ def delete_purpose_data(session: Session, user_id: str, purpose_key: str) -> lis
             session.execute(update(t.table).where(owner == user_id).values({c.name: None for c in nullable}))
         touched += [f"{t.name}.{c.name}" for c in only]
     return touched
-
-
-def require_consent(purpose_key: str):  # type: ignore[no-untyped-def]
-    """A route dependency: 428 consent_required unless the signed-in user granted the purpose."""
-    from huirongke.accounts.deps import DB, CurrentUser, Principal
-
-    purpose = PURPOSES[purpose_key]
-
-    def check(user: CurrentUser, session: DB) -> Principal:
-        if not is_granted(session, user.user.id, purpose_key):
-            raise PreconditionRequired(
-                f"使用此功能需要您同意「{purpose.label}」：{purpose.description}",
-                code="consent_required",
-                details={"purpose": purpose_key, "label": purpose.label, "basis": purpose.basis},
-            )
-        return user
-
-    return Annotated[Principal, Depends(check)]
 
 
 # Permission prompts (R03) -------------------------------------------------------------------------

@@ -40,7 +40,9 @@ def _empty_value(col: Any) -> Any:
     return {str: "", bytes: b"", list: [], dict: {}, bool: False, int: 0}.get(py)
 
 
-def request_cancellation(ctx: AppContext, session: Session, user: User) -> AccountCancellation:
+def request_cancellation(
+    ctx: AppContext, session: Session, user: User, actor: str = "user"
+) -> AccountCancellation:
     active = session.scalar(
         select(AccountCancellation).where(
             AccountCancellation.user_id == user.id, AccountCancellation.status.in_(["cooling_off", "erasing"])
@@ -59,7 +61,14 @@ def request_cancellation(ctx: AppContext, session: Session, user: User) -> Accou
     )
     session.add(row)
     session.flush()
-    audit.user_action(session, user.id, "cancellation.requested", purpose="account")
+    audit.record(
+        session,
+        "cancellation.requested",
+        actor_type=actor,
+        actor_id=user.id if actor == "user" else None,
+        subject_id=user.id,
+        purpose="account",
+    )
     if days == 0:
         cancellation_id = row.id
         after_commit(session, lambda: ctx.jobs.enqueue("privacy.erase", cancellation_id))

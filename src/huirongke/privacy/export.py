@@ -194,7 +194,7 @@ def get_export(session: Session, user_id: str, export_id: str) -> DataExport:
     return row
 
 
-def open_archive(ctx: AppContext, session: Session, row: DataExport) -> bytes:
+def open_archive(ctx: AppContext, session: Session, row: DataExport, actor: str = "user") -> bytes:
     if row.status != "ready" or not row.storage_key:
         raise NotFound("导出文件尚未生成", code="export_not_ready")
     if row.expires_at is None or row.expires_at <= utcnow() or not ctx.storage.exists(row.storage_key):

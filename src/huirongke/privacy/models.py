@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from huirongke.kit.db import Base, UTCDateTime
@@ -145,6 +145,8 @@ class DataExport(Base):
         ForeignKey("users.id", ondelete="CASCADE"), info=pii("user.id", "用户标识", purposes=["account"])
     )
     requested_by: Mapped[str] = mapped_column(String(16), default="self", info=NOT_PERSONAL)
+    #: A guardian downloads a child's export with a one-off token; only its hash is kept.
+    guardian_token_hash: Mapped[str | None] = mapped_column(String(64), info=SECRET)
     status: Mapped[str] = mapped_column(String(16), default="pending", info=NOT_PERSONAL)
     progress: Mapped[int] = mapped_column(Integer, default=0, info=NOT_PERSONAL)
     storage_key: Mapped[str | None] = mapped_column(
@@ -177,3 +179,77 @@ class AccountCancellation(Base):
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
     steps_done: Mapped[list[str]] = mapped_column(JSON, default=list, info=NOT_PERSONAL)
+
+
+class PrivacyCase(Base):
+    """A request handled by people (P34, P35, P37, R05, R14): deletion on the policy's grounds,
+    correction, complaint or contact. The user's own words are encrypted under their data key."""
+
+    __tablename__ = "privacy_cases"
+    __subject__ = SubjectLink("user_id")
+    __table_args__ = (Index("ix_privacy_cases_status_deadline", "status", "deadline"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"),
+        index=True,
+        info=pii("user.id", "用户标识", purposes=["account"], erasure="keep"),
+    )
+    kind: Mapped[str] = mapped_column(String(24), info=NOT_PERSONAL)
+    ground: Mapped[str | None] = mapped_column(String(32), info=NOT_PERSONAL)
+    channel: Mapped[str] = mapped_column(String(16), default="app", info=NOT_PERSONAL)
+    description_enc: Mapped[bytes | None] = mapped_column(
+        LargeBinary, info=pii("user.case.description", "申请与投诉内容", purposes=["account"], encrypted=True)
+    )
+    status: Mapped[str] = mapped_column(String(24), info=NOT_PERSONAL)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
+    deadline: Mapped[date | None] = mapped_column(Date, info=NOT_PERSONAL)
+    resolution_enc: Mapped[bytes | None] = mapped_column(
+        LargeBinary, info=pii("user.case.resolution", "处理结果", purposes=["account"], encrypted=True)
+    )
+    refusal_reason: Mapped[str | None] = mapped_column(Text, info=NOT_PERSONAL)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
+
+
+class CaseEvent(Base):
+    """A case's status history. Notes are staff's words about the handling, never the user's data."""
+
+    __tablename__ = "privacy_case_events"
+    __subject__ = SubjectLink(None)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
+    case_id: Mapped[str] = mapped_column(
+        ForeignKey("privacy_cases.id", ondelete="CASCADE"), index=True, info=NOT_PERSONAL
+    )
+    status: Mapped[str] = mapped_column(String(24), info=NOT_PERSONAL)
+    actor: Mapped[str] = mapped_column(String(40), info=NOT_PERSONAL)
+    note: Mapped[str | None] = mapped_column(String(500), info=NOT_PERSONAL)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
+
+
+class GuardianConsent(Base):
+    """A guardian's verified consent for a user under 18 (P42, R09)."""
+
+    __tablename__ = "guardian_consents"
+    __subject__ = SubjectLink("user_id", extra=("guardian_phone_bidx",))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"),
+        index=True,
+        info=pii("user.id", "用户标识", purposes=["account"]),
+    )
+    guardian_phone_bidx: Mapped[str] = mapped_column(
+        String(64),
+        index=True,
+        info=pii(
+            "guardian.contact.phone", "监护人手机号码（检索索引）", purposes=["account"], exported=False
+        ),
+    )
+    guardian_phone_enc: Mapped[bytes] = mapped_column(
+        LargeBinary,
+        info=pii("guardian.contact.phone", "监护人手机号码", purposes=["account"], encrypted=True),
+    )
+    consented_at: Mapped[datetime] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, info=NOT_PERSONAL)

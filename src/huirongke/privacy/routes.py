@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
 from huirongke.accounts.deps import DB, AnyUser, Ctx, CurrentUser
-from huirongke.privacy import consent
+from huirongke.privacy import consent, lists
+from huirongke.privacy.purposes import PURPOSES
 
 router = APIRouter(prefix="/api/v1/privacy", tags=["privacy"])
 
@@ -125,3 +126,30 @@ def get_permission(permission: str, user: CurrentUser, session: DB) -> Permissio
 @router.post("/permissions/{permission}/events", status_code=201, response_model=PermissionOut)
 def report_permission(permission: str, body: PermissionIn, user: CurrentUser, session: DB) -> PermissionOut:
     return _perm_out(consent.record_permission(session, user.user.id, permission, body.event))
+
+
+@router.get("/collection-list")
+def get_collection_list() -> dict[str, Any]:
+    """已收集个人信息清单, generated from the data map (R01)."""
+    return {"title": "已收集个人信息清单", "items": lists.collection_list()}
+
+
+@router.get("/sharing-list")
+def get_sharing_list(ctx: Ctx) -> dict[str, Any]:
+    """第三方信息共享清单, generated from the third-party declarations (R01)."""
+    return {"title": "第三方信息共享清单", "items": lists.sharing_list(ctx.settings)}
+
+
+@router.get("/purposes")
+def get_purposes() -> list[dict[str, Any]]:
+    """The purposes catalogue with each legal basis (P13, P28)."""
+    return [
+        {
+            "purpose": p.key,
+            "label": p.label,
+            "basis": p.basis,
+            "description": p.description,
+            "needs_consent": p.needs_consent,
+        }
+        for p in PURPOSES.values()
+    ]

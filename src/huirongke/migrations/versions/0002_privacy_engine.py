@@ -1,8 +1,8 @@
-"""privacy engine: consent, audit, exports, cancellations
+"""privacy engine
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-28 09:22:28.681505
+Create Date: 2026-11-28 09:25:10.270175
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("user_id", sa.String(length=32), nullable=False),
         sa.Column("requested_by", sa.String(length=16), nullable=False),
+        sa.Column("guardian_token_hash", sa.String(length=64), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("progress", sa.Integer(), nullable=False),
         sa.Column("storage_key", sa.String(length=128), nullable=True),
@@ -101,6 +102,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("data_exports", schema=None) as batch_op:
         batch_op.create_index("ix_data_exports_user_created", ["user_id", "created_at"], unique=False)
+
+    op.create_table(
+        "guardian_consents",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("user_id", sa.String(length=32), nullable=False),
+        sa.Column("guardian_phone_bidx", sa.String(length=64), nullable=False),
+        sa.Column("guardian_phone_enc", sa.LargeBinary(), nullable=False),
+        sa.Column("consented_at", huirongke.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", huirongke.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_guardian_consents_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_guardian_consents")),
+    )
+    with op.batch_alter_table("guardian_consents", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_guardian_consents_guardian_phone_bidx"), ["guardian_phone_bidx"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_guardian_consents_user_id"), ["user_id"], unique=False)
 
     op.create_table(
         "permission_events",
@@ -119,24 +139,84 @@ def upgrade() -> None:
             "ix_permission_events_user_perm_at", ["user_id", "permission", "at"], unique=False
         )
 
-    op.bulk_insert(
-        sa.table(
-            "audit_head",
-            sa.column("id", sa.Integer),
-            sa.column("seq", sa.Integer),
-            sa.column("hash", sa.String),
+    op.create_table(
+        "privacy_cases",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("user_id", sa.String(length=32), nullable=False),
+        sa.Column("kind", sa.String(length=24), nullable=False),
+        sa.Column("ground", sa.String(length=32), nullable=True),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("description_enc", sa.LargeBinary(), nullable=True),
+        sa.Column("status", sa.String(length=24), nullable=False),
+        sa.Column("created_at", huirongke.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("verified_at", huirongke.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("deadline", sa.Date(), nullable=True),
+        sa.Column("resolution_enc", sa.LargeBinary(), nullable=True),
+        sa.Column("refusal_reason", sa.Text(), nullable=True),
+        sa.Column("closed_at", huirongke.kit.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_privacy_cases_user_id_users"), ondelete="CASCADE"
         ),
-        [{"id": 1, "seq": 0, "hash": "0" * 64}],
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_privacy_cases")),
     )
+    with op.batch_alter_table("privacy_cases", schema=None) as batch_op:
+        batch_op.create_index("ix_privacy_cases_status_deadline", ["status", "deadline"], unique=False)
+        batch_op.create_index(batch_op.f("ix_privacy_cases_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
+        "privacy_case_events",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("case_id", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=24), nullable=False),
+        sa.Column("actor", sa.String(length=40), nullable=False),
+        sa.Column("note", sa.String(length=500), nullable=True),
+        sa.Column("at", huirongke.kit.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["case_id"],
+            ["privacy_cases.id"],
+            name=op.f("fk_privacy_case_events_case_id_privacy_cases"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_privacy_case_events")),
+    )
+    with op.batch_alter_table("privacy_case_events", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_privacy_case_events_case_id"), ["case_id"], unique=False)
+
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("guardian_consent_at", huirongke.kit.db.UTCDateTime(timezone=True), nullable=True)
+        )
+
+    audit_head = sa.table(
+        "audit_head", sa.column("id", sa.Integer), sa.column("seq", sa.Integer), sa.column("hash", sa.String)
+    )
+    op.bulk_insert(audit_head, [{"id": 1, "seq": 0, "hash": "0" * 64}])
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_column("guardian_consent_at")
+
+    with op.batch_alter_table("privacy_case_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_privacy_case_events_case_id"))
+
+    op.drop_table("privacy_case_events")
+    with op.batch_alter_table("privacy_cases", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_privacy_cases_user_id"))
+        batch_op.drop_index("ix_privacy_cases_status_deadline")
+
+    op.drop_table("privacy_cases")
     with op.batch_alter_table("permission_events", schema=None) as batch_op:
         batch_op.drop_index("ix_permission_events_user_perm_at")
 
     op.drop_table("permission_events")
+    with op.batch_alter_table("guardian_consents", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_guardian_consents_user_id"))
+        batch_op.drop_index(batch_op.f("ix_guardian_consents_guardian_phone_bidx"))
+
+    op.drop_table("guardian_consents")
     with op.batch_alter_table("data_exports", schema=None) as batch_op:
         batch_op.drop_index("ix_data_exports_user_created")
 

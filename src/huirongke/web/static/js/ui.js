@@ -60,7 +60,7 @@ export async function loadInto(body, loader, build) {
   body.replaceChildren(loadingBlock());
   try {
     const data = await loader();
-    body.replaceChildren(...[].concat(build(data)));
+    body.replaceChildren(...[].concat(build(data)).filter(Boolean));
   } catch (err) {
     if (err && err.handled) return; // 401 / 428: a global handler is already on it
     body.replaceChildren(errorBlock(err, () => loadInto(body, loader, build)));

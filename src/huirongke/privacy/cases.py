@@ -1,0 +1,205 @@
+"""Requests handled by people (P34, P35, P37, R05, R14).
+
+A case is opened by the user, confirmed with an SMS code to their own phone (identity
+verification), and must be closed within 15 PRC working days of that verification. A refusal
+states its reasons and tells the user they may go to court.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from huirongke.accounts.models import User
+from huirongke.accounts.signin import check_code, request_code
+from huirongke.context import AppContext
+from huirongke.kit import workdays
+from huirongke.kit.clock import china_today, utcnow
+from huirongke.kit.errors import AppError, Conflict, Invalid, NotFound
+from huirongke.privacy import audit
+from huirongke.privacy.models import CaseEvent, PrivacyCase
+
+DEADLINE_WORKDAYS = 15
+KINDS = {
+    "deletion": "删除个人信息申请",
+    "correction": "更正个人信息申请",
+    "complaint": "投诉举报",
+    "contact": "联系我们",
+}
+#: P34: the four grounds on which the policy lets users ask for deletion.
+DELETION_GROUNDS = {
+    "unlawful_processing": "处理个人信息的行为违反法律法规",
+    "no_consent": "收集、使用个人信息未征得同意",
+    "breach_of_agreement": "处理个人信息的行为违反了与用户的约定",
+    "service_ended": "汇容客终止服务及运营",
+}
+STATUS_LABELS = {
+    "awaiting_verification": "待验证身份",
+    "open": "处理中",
+    "resolved": "已办结",
+    "refused": "不予处理",
+}
+COURT_NOTICE = "如您对处理结果不满意，可以依法向有管辖权的人民法院提起诉讼。"
+
+
+def _event(session: Session, case: PrivacyCase, actor: str, note: str | None = None) -> None:
+    session.add(CaseEvent(case_id=case.id, status=case.status, actor=actor, note=note, at=utcnow()))
+
+
+def open_case(
+    ctx: AppContext,
+    session: Session,
+    user: User,
+    kind: str,
+    description: str,
+    ground: str | None = None,
+    ip: str | None = None,
+) -> PrivacyCase:
+    if kind not in KINDS:
+        raise Invalid("不支持的申请类型", code="invalid_case_kind")
+    if kind == "deletion" and ground not in DELETION_GROUNDS:
+        raise Invalid(
+            "删除申请需选择一项理由",
+            code="invalid_deletion_ground",
+            details={"grounds": list(DELETION_GROUNDS)},
+        )
+    if kind != "deletion":
+        ground = None
+    description = description.strip()
+    if not 5 <= len(description) <= 2000:
+        raise Invalid("请用 5–2000 个字描述您的问题", code="invalid_description")
+    cipher = ctx.keys.cipher(session, user.id)
+    case = PrivacyCase(
+        user_id=user.id, kind=kind, ground=ground, status="awaiting_verification", created_at=utcnow()
+    )
+    session.add(case)
+    session.flush()
+    case.description_enc = cipher.encrypt("privacy_cases.description_enc", description)
+    _event(session, case, "user")
+    audit.user_action(session, user.id, f"case.{kind}.opened", ["privacy_cases.description_enc"], "account")
+    send_verification(ctx, session, user, ip)
+    return case
+
+
+def send_verification(ctx: AppContext, session: Session, user: User, ip: str | None) -> None:
+    from huirongke.accounts.profile import decrypt_phone
+
+    phone = decrypt_phone(ctx, session, user)
+    if phone is None:
+        raise AppError("账号没有可用的手机号码", code="phone_missing", status=409)
+    request_code(ctx, session, phone, ip, purpose="case")
+
+
+def verify_case(ctx: AppContext, session: Session, user: User, case_id: str, code: str) -> PrivacyCase:
+    case = get_case(session, user.id, case_id)
+    if case.status != "awaiting_verification":
+        raise Conflict("该申请已完成身份验证", code="case_already_verified")
+    assert user.phone_bidx
+    check_code(ctx, session, user.phone_bidx, code, purpose="case")
+    now = utcnow()
+    case.status, case.verified_at = "open", now
+    case.deadline = workdays.add_workdays(china_today(), DEADLINE_WORKDAYS)
+    _event(session, case, "user", "身份已验证")
+    return case
+
+
+def get_case(session: Session, user_id: str, case_id: str) -> PrivacyCase:
+    case = session.scalar(
+        select(PrivacyCase).where(PrivacyCase.id == case_id, PrivacyCase.user_id == user_id)
+    )
+    if case is None:
+        raise NotFound("找不到该申请", code="case_not_found")
+    return case
+
+
+def user_cases(session: Session, user_id: str) -> list[PrivacyCase]:
+    q = select(PrivacyCase).where(PrivacyCase.user_id == user_id).order_by(PrivacyCase.created_at.desc())
+    return list(session.scalars(q))
+
+
+def history(session: Session, case_id: str) -> list[CaseEvent]:
+    return list(session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.at)))
+
+
+# Staff actions (CLI now, the console later) --------------------------------------------------------
+
+
+def staff_queue(session: Session) -> list[PrivacyCase]:
+    q = select(PrivacyCase).where(PrivacyCase.status == "open").order_by(PrivacyCase.deadline)
+    return list(session.scalars(q))
+
+
+def _open_for_staff(session: Session, case_id: str) -> PrivacyCase:
+    case = session.get(PrivacyCase, case_id)
+    if case is None:
+        raise NotFound("找不到该申请", code="case_not_found")
+    if case.status != "open":
+        raise Conflict(f"该申请当前状态为「{STATUS_LABELS[case.status]}」，不能处理", code="case_not_open")
+    return case
+
+
+def read_description(ctx: AppContext, session: Session, case: PrivacyCase, staff: str) -> str:
+    """Staff reading the user's words is itself a logged access to personal data (P19)."""
+    audit.record(
+        session,
+        "case.description.read",
+        actor_type="staff",
+        actor_id=staff,
+        subject_id=case.user_id,
+        fields=["privacy_cases.description_enc"],
+        purpose="account",
+    )
+    if case.description_enc is None:
+        return ""
+    return ctx.keys.cipher(session, case.user_id).decrypt(
+        "privacy_cases.description_enc", case.description_enc
+    )
+
+
+def resolve(ctx: AppContext, session: Session, case_id: str, staff: str, resolution: str) -> PrivacyCase:
+    case = _open_for_staff(session, case_id)
+    if not resolution.strip():
+        raise Invalid("请填写处理结果", code="resolution_required")
+    case.resolution_enc = ctx.keys.cipher(session, case.user_id).encrypt(
+        "privacy_cases.resolution_enc", resolution
+    )
+    case.status, case.closed_at = "resolved", utcnow()
+    _event(session, case, f"staff:{staff}")
+    audit.record(
+        session,
+        "case.resolved",
+        actor_type="staff",
+        actor_id=staff,
+        subject_id=case.user_id,
+        fields=["privacy_cases.status"],
+        purpose="account",
+    )
+    return case
+
+
+def refuse(session: Session, case_id: str, staff: str, reason: str) -> PrivacyCase:
+    """R14: a refusal must give its reasons; the user is told they may go to court."""
+    case = _open_for_staff(session, case_id)
+    if len(reason.strip()) < 5:
+        raise Invalid("拒绝时必须说明理由", code="refusal_reason_required")
+    case.refusal_reason = reason.strip()
+    case.status, case.closed_at = "refused", utcnow()
+    _event(session, case, f"staff:{staff}", "已告知诉讼权利")
+    audit.record(
+        session,
+        "case.refused",
+        actor_type="staff",
+        actor_id=staff,
+        subject_id=case.user_id,
+        fields=["privacy_cases.status"],
+        purpose="account",
+    )
+    return case
+
+
+def overdue(session: Session, today: date | None = None) -> list[PrivacyCase]:
+    today = today or china_today()
+    q = select(PrivacyCase).where(PrivacyCase.status == "open", PrivacyCase.deadline < today)
+    return list(session.scalars(q))

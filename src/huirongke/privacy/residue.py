@@ -1,0 +1,156 @@
+"""The residue scan: proof that nothing of an erased subject is left anywhere we keep data.
+
+It searches every column of every table, the raw SQLite files (WAL included), the media store,
+the job store and the log files for every written form of the phone number and any given strings.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from huirongke.context import AppContext
+from huirongke.kit.phone import national, normalize
+from huirongke.privacy import registry
+
+CHUNK = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Hit:
+    where: str  # "db:users.nickname", "file:/path", "redis:key"
+    needle_index: int
+
+
+def phone_forms(raw: str) -> list[str]:
+    """Every way a mainland number is commonly written."""
+    e164 = normalize(raw)
+    n = national(e164)
+    spaced = f"{n[:3]} {n[3:7]} {n[7:]}"
+    dashed = f"{n[:3]}-{n[3:7]}-{n[7:]}"
+    return list(
+        dict.fromkeys(
+            [
+                n,
+                e164,
+                "86" + n,
+                "0086" + n,
+                f"+86 {n}",
+                f"+86 {spaced}",
+                spaced,
+                dashed,
+                f"+86-{dashed}",
+            ]
+        )
+    )
+
+
+def _needles(strings: Iterable[str]) -> list[bytes]:
+    out: list[bytes] = []
+    for s in strings:
+        if not s:
+            continue
+        out.append(s.encode("utf-8"))
+        out.append(s.encode("utf-16-le"))  # how some drivers and tools store text
+    return out
+
+
+def scan_file(path: Path, needles: list[bytes]) -> set[int]:
+    """Indexes of the needles found in a file, read in overlapping chunks through mmap."""
+    found: set[int] = set()
+    size = path.stat().st_size
+    if size == 0:
+        return found
+    overlap = max(len(n) for n in needles)
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        pos = 0
+        while pos < size:
+            chunk = mm[pos : pos + CHUNK + overlap]
+            for i, n in enumerate(needles):
+                if i not in found and chunk.find(n) != -1:
+                    found.add(i)
+            if len(found) == len(needles):
+                break
+            pos += CHUNK
+    return found
+
+
+def _files(root: Path) -> Iterator[Path]:
+    if not root.exists():
+        return
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            p = Path(dirpath) / name
+            if p.is_file() and not p.is_symlink():
+                yield p
+
+
+def scan(ctx: AppContext, phone: str | None, texts: Iterable[str]) -> list[Hit]:
+    strings = (phone_forms(phone) if phone else []) + [t for t in texts if t]
+    if not strings:
+        return []
+    needles = _needles(strings)
+    hits: list[Hit] = []
+
+    # 1. Every column of every table, through the database itself.
+    with ctx.db.session() as s:
+        for t in registry.tables():
+            for c in t.columns:
+                col = t.table.c[c.name]
+                for value in s.scalars(select(col).where(col.is_not(None))):
+                    blob = value if isinstance(value, bytes) else str(value).encode("utf-8")
+                    for i, n in enumerate(needles):
+                        if n in blob:
+                            hits.append(Hit(f"db:{t.name}.{c.name}", i))
+
+    # 2. Raw files: SQLite database + WAL + job store, media, logs, everything under the data dir.
+    roots = [ctx.settings.data_dir.resolve()]
+    media = ctx.settings.media_dir.resolve()
+    if not any(media == r or r in media.parents for r in roots):
+        roots.append(media)
+    db_url = ctx.db.url
+    if db_url.startswith("sqlite:///"):
+        db_file = Path(db_url.removeprefix("sqlite:///"))
+        for extra in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-journal")):
+            if extra.exists() and not any(r in extra.resolve().parents for r in roots):
+                hits += [Hit(f"file:{extra}", i) for i in scan_file(extra, needles)]
+    for root in roots:
+        for path in _files(root):
+            if path.name == "master.key":
+                continue
+            hits += [Hit(f"file:{path}", i) for i in scan_file(path, needles)]
+
+    # 3. The Redis job store / cache, when one is used.
+    if ctx.redis is not None:
+        for key in ctx.redis.scan_iter("*"):
+            try:
+                kind = ctx.redis.type(key)
+                if kind == b"string":
+                    blobs = [ctx.redis.get(key) or b""]
+                elif kind == b"list":
+                    blobs = ctx.redis.lrange(key, 0, -1)
+                elif kind == b"hash":
+                    blobs = list(ctx.redis.hgetall(key).values())
+                elif kind == b"zset":
+                    blobs = ctx.redis.zrange(key, 0, -1)
+                elif kind == b"set":
+                    blobs = list(ctx.redis.smembers(key))
+                else:
+                    blobs = []
+            except Exception:
+                continue
+            for blob in [key, *blobs]:
+                for i, n in enumerate(needles):
+                    if n in blob:
+                        hits.append(Hit(f"redis:{key.decode(errors='replace')}", i))
+    return hits
+
+
+def describe(hits: list[Hit], strings_count: int) -> list[str]:
+    """Hit locations without the needle itself (the report must not repeat personal data)."""
+    return sorted({f"{h.where} (检索项 #{h.needle_index // 2 + 1})" for h in hits})

@@ -1,0 +1,64 @@
+// A small hash router: '#/users/:id' patterns, an auth guard, focus management on navigation.
+
+import { currentPath, navigate, setRenderer } from './nav.js';
+import { getToken } from './store.js';
+
+const routes = [];
+
+/** opts.public: reachable signed out; opts.guest: only signed out (the login screen). */
+export function route(pattern, view, opts = {}) {
+  const keys = [];
+  const source = pattern.replace(/:([a-z]+)/g, (_, key) => {
+    keys.push(key);
+    return '([^/]+)';
+  });
+  routes.push({ regex: new RegExp(`^${source}/?$`), keys, view, opts });
+}
+
+function match(path) {
+  const clean = path.split('?')[0];
+  for (const r of routes) {
+    const m = r.regex.exec(clean);
+    if (m) {
+      const params = {};
+      r.keys.forEach((k, i) => {
+        params[k] = decodeURIComponent(m[i + 1]);
+      });
+      return { route: r, params };
+    }
+  }
+  return null;
+}
+
+export function startRouter(root) {
+  let first = true;
+  const render = () => {
+    const signedIn = Boolean(getToken());
+    const path = currentPath();
+    const found = match(path);
+    if (!found) {
+      navigate(signedIn ? '/me' : '/login', { replace: true });
+      return;
+    }
+    if (!found.route.opts.public && !signedIn) {
+      navigate('/login', { replace: true });
+      return;
+    }
+    if (found.route.opts.guest && signedIn) {
+      navigate('/me', { replace: true });
+      return;
+    }
+    const el = found.route.view({ params: found.params, path });
+    root.replaceChildren(el);
+    window.scrollTo(0, 0);
+    if (!first) {
+      // Move focus to the new screen's title so screen readers announce it.
+      const title = el.querySelector('h1[tabindex]');
+      if (title) title.focus({ preventScroll: true });
+    }
+    first = false;
+  };
+  setRenderer(render);
+  window.addEventListener('hashchange', render);
+  render();
+}

@@ -1,0 +1,85 @@
+// 隐私政策: the current text with its version and date, plus this account's 同意记录.
+
+import { api } from '../api.js';
+import { h, icon } from '../dom.js';
+import { formatDateTime } from '../format.js';
+import { currentPolicy, loadPolicy, policyDocument } from '../policy.js';
+import { getToken } from '../store.js';
+import { card, loadInto, loadingBlock, page } from '../ui.js';
+
+const CHANNELS = {
+  sign_in: '注册/登录时同意',
+  app: '弹窗中同意',
+  web: '网页中同意',
+};
+
+function agreementsCard(rows) {
+  const list = rows.length
+    ? h(
+        'ul',
+        { class: 'record-list', id: 'agreement-list' },
+        rows
+          .slice()
+          .reverse()
+          .map((a) =>
+            h(
+              'li',
+              { class: 'record' },
+              h('span', { class: 'record-main' }, `第 ${a.version} 版`),
+              h('span', { class: 'record-sub' }, `${formatDateTime(a.agreed_at)} · ${CHANNELS[a.channel] || a.channel}`),
+            ),
+          ),
+      )
+    : h('p', { class: 'muted' }, '暂无同意记录');
+  return card('同意记录', list);
+}
+
+export function policyView() {
+  const signedIn = Boolean(getToken());
+  const { el, body } = page({ title: '隐私政策', back: signedIn ? '/settings' : '/login' });
+  loadInto(
+    body,
+    async () => {
+      const policy = currentPolicy() || (await loadPolicy());
+      const agreements = signedIn ? await api('/privacy/policy-agreements') : null;
+      return { policy, agreements };
+    },
+    ({ policy, agreements }) => [
+      agreements ? agreementsCard(agreements) : null,
+      h('section', { class: 'card card--doc', 'aria-label': '隐私政策全文' }, policyDocument(policy)),
+    ].filter(Boolean),
+  );
+  return el;
+}
+
+/** The policy over the current screen (used from the login form so nothing typed is lost). */
+export function openPolicySheet() {
+  const root = document.getElementById('overlay-root');
+  const app = document.getElementById('app');
+  const previous = document.activeElement;
+  const closeBtn = h('button', { type: 'button', class: 'navbar-back', 'aria-label': '关闭' }, icon('close'));
+  const body = h('div', { class: 'sheet-body' }, loadingBlock());
+  const sheet = h(
+    'div',
+    { class: 'policy-overlay policy-overlay--sheet', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'sheet-title', id: 'policy-sheet' },
+    h('header', { class: 'navbar' }, closeBtn, h('h1', { class: 'navbar-title', id: 'sheet-title', tabindex: '-1' }, '汇容客隐私政策')),
+    body,
+  );
+  const close = () => {
+    document.removeEventListener('keydown', onKey, true);
+    sheet.remove();
+    app.inert = false;
+    if (previous && previous.focus) previous.focus();
+  };
+  const onKey = (e) => {
+    if (e.key === 'Escape') close();
+  };
+  closeBtn.addEventListener('click', close);
+  document.addEventListener('keydown', onKey, true);
+  app.inert = true;
+  root.replaceChildren(sheet);
+  sheet.querySelector('#sheet-title').focus();
+  Promise.resolve(currentPolicy() || loadPolicy())
+    .then((policy) => body.replaceChildren(h('div', { class: 'card card--doc' }, policyDocument(policy))))
+    .catch(() => body.replaceChildren(h('p', { class: 'state state--error' }, '隐私政策加载失败，请稍后再试')));
+}
