@@ -7,7 +7,8 @@ Starts a fresh server like `bench.run`, signs a user up, then samples every thre
 `py-spy record --format raw` while wrk loads the path at 32 connections. Prints the functions with the
 most samples (inclusive and self) and keeps the folded stacks in bench/results/ (speedscope.app or
 flamegraph.pl render them).
-Idle samples (threads waiting on locks, sockets or the event loop's epoll) are dropped (`py-spy` default).
+Only the thread holding the GIL is sampled (`--gil`), so the figures are shares of the server's Python CPU
+time; time in C code that releases the GIL (SQLite, libpq, epoll) does not appear.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def summarize(folded: Path, top: int) -> str:
         self_time[frames[-1]] += count
     if not total:
         return "no samples"
-    out = [f"{total} samples (active threads only)", "", "inclusive  function"]
+    out = [f"{total} samples (GIL holder only)", "", "inclusive  function"]
     out += [f"{n * 100 / total:8.1f}%  {f}" for f, n in inclusive.most_common(top)]
     out += ["", "self       function"]
     out += [f"{n * 100 / total:8.1f}%  {f}" for f, n in self_time.most_common(top)]
@@ -92,7 +93,7 @@ def main() -> None:
             str(args.rate),
             "--duration",
             str(args.duration),
-            "--nonblocking",
+            "--gil",  # only the thread holding the GIL: where the Python CPU time goes
         ]
         spy = subprocess.Popen(
             [*common, "--format", "raw", "--output", str(folded)],

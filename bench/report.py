@@ -66,6 +66,15 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
             problems.append(
                 f"{kind}: only {burst['ok']} of {burst['attempted']} succeeded {burst['statuses']}"
             )
+    shutdown = res.get("shutdown") or {}
+    if shutdown and not shutdown.get("sigterm_stopped"):
+        problems.append(f"the server ignored SIGTERM and had to be killed ({shutdown})")
+    refused = (res.get("read_after_write") or {}).get("me_401s_right_after_sign_up")
+    if refused:
+        problems.append(
+            f"a new session token was refused {refused}x (401) right after its 201: the transaction commits "
+            "after the response is sent"
+        )
     checks = {t.key: t.check(values.get(t.key)) for t in TARGETS}
     return {"values": values, "pass": checks, "problems": problems}
 

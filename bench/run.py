@@ -198,6 +198,9 @@ def run_backend(backend: str, args: argparse.Namespace, wrk: str, pg: PgAdmin | 
         result["sign_in"] = measure_sign_in(srv, args.signins, args.signin_concurrency)
         result["rss_after_run"] = srv.memory()
         log(f"  RSS after the run: {result['rss_after_run']['rss_mb']} MB")
+    result["shutdown"] = srv.stop_info
+    if not srv.stop_info.get("sigterm_stopped"):
+        log(f"  !! the server did not exit on SIGTERM: {srv.stop_info}")
     for i in range(1, args.startup_runs):
         with ExitStack() as stack:
             srv = _server_context(stack, backend, pg, args)

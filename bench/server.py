@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT_S = 60.0
@@ -125,6 +126,7 @@ class Server:
     proc: subprocess.Popen[bytes]
     startup_s: float = 0.0
     env: dict[str, str] = field(default_factory=dict)
+    stop_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -151,17 +153,22 @@ class Server:
             "threads": sum(_status_kb(pid, "Threads") for pid in pids),
         }
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 5.0) -> dict[str, Any]:
+        """SIGTERM the server's process group (its own session: the server and its children only); SIGKILL
+        it if it has not exited after `grace_s`. Returns whether SIGTERM alone was enough."""
         if self.proc.poll() is not None:
-            return
+            return {"exited_before_stop": True, "returncode": self.proc.returncode}
+        started = time.perf_counter()
         with suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)  # its own session: the server and its children only
+            os.killpg(self.proc.pid, signal.SIGTERM)
         try:
-            self.proc.wait(timeout=15)
+            self.proc.wait(timeout=grace_s)
+            return {"sigterm_stopped": True, "stop_s": round(time.perf_counter() - started, 2)}
         except subprocess.TimeoutExpired:
             with suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=10)
+            return {"sigterm_stopped": False, "killed_after_s": grace_s}
 
 
 def _descendants(pid: int) -> list[int]:
@@ -247,7 +254,7 @@ def running_server(
                     time.sleep(0.01)
                 yield server
             finally:
-                server.stop()
+                server.stop_info = server.stop()
                 if keep_log is not None:
                     keep_log.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(log_path, keep_log)

@@ -14,7 +14,7 @@ from huirongke.privacy.datamap import NOT_PERSONAL, SECRET, SubjectLink, pii
 
 class User(Base):
     __tablename__ = "users"
-    __subject__ = SubjectLink("id")
+    __subject__ = SubjectLink("id", label="账号与个人资料")
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
     phone_bidx: Mapped[str | None] = mapped_column(
@@ -66,7 +66,7 @@ class SmsCode(Base):
     """A sign-in code. Only a keyed hash of the code is kept; the phone only as its blind index."""
 
     __tablename__ = "sms_codes"
-    __subject__ = SubjectLink("phone_bidx", via="phone_bidx")
+    __subject__ = SubjectLink("phone_bidx", via="phone_bidx", label="短信验证码记录")
     __table_args__ = (Index("ix_sms_codes_phone_created", "phone_bidx", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
@@ -98,7 +98,7 @@ class Device(Base):
     """A device the user signed in from (P03, P09). The device identifier is stored pseudonymised (P02)."""
 
     __tablename__ = "devices"
-    __subject__ = SubjectLink("user_id")
+    __subject__ = SubjectLink("user_id", label="登录设备")
     __table_args__ = (Index("ix_devices_user_hash", "user_id", "device_hash", unique=True),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
@@ -126,7 +126,7 @@ class AuthSession(Base):
     """A signed-in session. The bearer token itself is never stored, only its SHA-256."""
 
     __tablename__ = "auth_sessions"
-    __subject__ = SubjectLink("user_id")
+    __subject__ = SubjectLink("user_id", label="登录会话")
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
     user_id: Mapped[str] = mapped_column(
@@ -152,7 +152,7 @@ class RealNameVerification(Base):
     """Real-name submission (P32). The name and ID number are encrypted; lookups use a blind index."""
 
     __tablename__ = "real_name_verifications"
-    __subject__ = SubjectLink("user_id")
+    __subject__ = SubjectLink("user_id", label="实名认证")
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
     user_id: Mapped[str] = mapped_column(

@@ -58,7 +58,11 @@ def request_code(
     now = utcnow()
     if ip:
         enforce(ctx.limiter, f"sms-ip:{sha256_hex(ip)}", s.sms_ip_hourly_limit, 3600)
-    last = session.scalar(select(func.max(SmsCode.created_at)).where(SmsCode.phone_bidx == bidx))
+    # One code a minute per purpose (a sign-in code must not block a verification code), and a
+    # daily cap across all purposes against SMS bombing.
+    last = session.scalar(
+        select(func.max(SmsCode.created_at)).where(SmsCode.phone_bidx == bidx, SmsCode.purpose == purpose)
+    )
     if last is not None:
         wait = s.sms_resend_seconds - (now - last).total_seconds()
         if wait > 0:

@@ -14,7 +14,7 @@ from huirongke.privacy.datamap import NOT_PERSONAL, SubjectLink, pii
 
 class Media(Base):
     __tablename__ = "media"
-    __subject__ = SubjectLink("owner_id")
+    __subject__ = SubjectLink("owner_id", label="上传的媒体文件")
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
     owner_id: Mapped[str] = mapped_column(

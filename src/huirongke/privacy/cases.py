@@ -17,7 +17,7 @@ from huirongke.accounts.signin import check_code, request_code
 from huirongke.context import AppContext
 from huirongke.kit import workdays
 from huirongke.kit.clock import china_today, utcnow
-from huirongke.kit.errors import AppError, Conflict, Invalid, NotFound
+from huirongke.kit.errors import AppError, Conflict, Invalid, NotFound, RateLimited
 from huirongke.privacy import audit
 from huirongke.privacy.models import CaseEvent, PrivacyCase
 
@@ -79,7 +79,10 @@ def open_case(
     case.description_enc = cipher.encrypt("privacy_cases.description_enc", description)
     _event(session, case, "user")
     audit.user_action(session, user.id, f"case.{kind}.opened", ["privacy_cases.description_enc"], "account")
-    send_verification(ctx, session, user, ip)
+    try:
+        send_verification(ctx, session, user, ip)
+    except RateLimited:
+        pass  # the case stands; the user asks for the code again once the wait is over
     return case
 
 

@@ -69,6 +69,7 @@ class SubjectLink:
     column: str | None
     via: str = "user_id"  # "user_id" or "phone_bidx" (rows that exist before an account does)
     extra: tuple[str, ...] = field(default_factory=tuple)  # further columns that also name a subject
+    label: str = ""  # the Chinese name of what the table holds, for exports and lists
 
 
 def classification(column: Column[Any]) -> Classification | None:

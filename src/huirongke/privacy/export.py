@@ -39,6 +39,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _field_name(c: registry.MappedColumn) -> str:
+    """Decrypted columns are exported under their plain name: `name_enc` → `name`."""
+    return c.name.removesuffix("_enc") if c.cls.encrypted else c.name
+
+
 def subject_filters(session: Session, user_id: str) -> dict[str, str]:
     """The values that identify the subject, by link kind."""
     from huirongke.accounts.models import User
@@ -72,7 +77,7 @@ def collect(ctx: AppContext, session: Session, user_id: str) -> dict[str, Any]:
                 v = row[c.name]
                 if c.cls.encrypted and v is not None:
                     v = cipher.decrypt(f"{t.name}.{c.name}", v) if cipher else None
-                item[c.name] = _plain(v)
+                item[_field_name(c)] = _plain(v)
             out_rows.append(item)
         if out_rows:
             categories.append(

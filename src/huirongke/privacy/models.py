@@ -16,7 +16,7 @@ class DataKey(Base):
     """A subject's wrapped data key. Deleting it is crypto-shredding (R13)."""
 
     __tablename__ = "data_keys"
-    __subject__ = SubjectLink("subject_id")
+    __subject__ = SubjectLink("subject_id", label="数据密钥")
 
     subject_id: Mapped[str] = mapped_column(
         String(32), primary_key=True, info=pii("user.id", "用户标识", purposes=["account"])
@@ -39,7 +39,7 @@ class PolicyAgreement(Base):
     """Append-only history of which policy version a user agreed to, when, and through which channel."""
 
     __tablename__ = "policy_agreements"
-    __subject__ = SubjectLink("user_id")
+    __subject__ = SubjectLink("user_id", label="隐私政策同意记录")
     __table_args__ = (Index("ix_policy_agreements_user_version", "user_id", "version"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
@@ -60,7 +60,7 @@ class ConsentEvent(Base):
     Kept after erasure as proof of consent; by then the user id points at an empty tombstone."""
 
     __tablename__ = "consent_events"
-    __subject__ = SubjectLink("user_id")
+    __subject__ = SubjectLink("user_id", label="授权同意记录")
     __table_args__ = (Index("ix_consent_events_user_purpose_at", "user_id", "purpose", "at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
@@ -81,7 +81,7 @@ class PermissionEvent(Base):
     """What the client reports about OS permissions (R03, P40): granted, denied or revoked."""
 
     __tablename__ = "permission_events"
-    __subject__ = SubjectLink("user_id")
+    __subject__ = SubjectLink("user_id", label="系统权限记录")
     __table_args__ = (Index("ix_permission_events_user_perm_at", "user_id", "permission", "at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
@@ -137,7 +137,7 @@ class DataExport(Base):
     """A data-export request (R06). The archive is sealed under the user's data key while stored."""
 
     __tablename__ = "data_exports"
-    __subject__ = SubjectLink("user_id")
+    __subject__ = SubjectLink("user_id", label="数据导出记录")
     __table_args__ = (Index("ix_data_exports_user_created", "user_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
@@ -165,7 +165,7 @@ class AccountCancellation(Base):
     Kept after erasure as proof that the request was carried out (it holds only ids and times)."""
 
     __tablename__ = "account_cancellations"
-    __subject__ = SubjectLink("user_id")
+    __subject__ = SubjectLink("user_id", label="注销申请")
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
     user_id: Mapped[str] = mapped_column(
@@ -186,7 +186,7 @@ class PrivacyCase(Base):
     correction, complaint or contact. The user's own words are encrypted under their data key."""
 
     __tablename__ = "privacy_cases"
-    __subject__ = SubjectLink("user_id")
+    __subject__ = SubjectLink("user_id", label="个人信息申请与投诉")
     __table_args__ = (Index("ix_privacy_cases_status_deadline", "status", "deadline"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
@@ -232,7 +232,7 @@ class GuardianConsent(Base):
     """A guardian's verified consent for a user under 18 (P42, R09)."""
 
     __tablename__ = "guardian_consents"
-    __subject__ = SubjectLink("user_id", extra=("guardian_phone_bidx",))
+    __subject__ = SubjectLink("user_id", extra=("guardian_phone_bidx",), label="监护人同意")
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
     user_id: Mapped[str] = mapped_column(

@@ -17,7 +17,7 @@ from huirongke.privacy.datamap import NOT_PERSONAL, SubjectLink, pii
 
 class DevSmsOutbox(Base):
     __tablename__ = "dev_sms_outbox"
-    __subject__ = SubjectLink("phone_bidx", via="phone_bidx")
+    __subject__ = SubjectLink("phone_bidx", via="phone_bidx", label="开发短信发件箱")
     __table_args__ = (Index("ix_dev_sms_outbox_phone_sent", "phone_bidx", "sent_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)

@@ -157,9 +157,13 @@ export function confirmDialog({ title, message, confirmText = '确定', cancelTe
       h('div', { class: 'modal-actions' }, cancel, ok),
     );
     const backdrop = h('div', { class: 'modal-backdrop' }, box);
+    const app = document.getElementById('app');
+    const appWasInert = app ? app.inert : false;
+    if (app) app.inert = true; // the page behind the dialog can't be reached
     const close = (value) => {
       document.removeEventListener('keydown', onKey, true);
       backdrop.remove();
+      if (app) app.inert = appWasInert;
       if (previous && previous.focus) previous.focus();
       resolve(value);
     };

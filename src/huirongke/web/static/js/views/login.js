@@ -205,7 +205,7 @@ export function loginView() {
         if (err.handled) return;
         if (err.code === 'policy_consent_required') {
           consentRow.classList.add('is-attention');
-          alert.show(`${err.message}：请勾选下方“我已阅读并同意《汇容客隐私政策》”后再点击登录。`);
+          alert.show('该手机号尚未注册。注册前请先勾选下方“我已阅读并同意《汇容客隐私政策》”，再点击登录。');
           consent.focus();
           const current = err.details && err.details.current_version;
           if (policy && current && current !== policy.version) loadPolicy(true).catch(() => {});

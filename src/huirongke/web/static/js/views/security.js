@@ -8,9 +8,9 @@ import { rememberMe } from '../state.js';
 import { card, cell, cellGroup, confirmDialog, loadInto, page, toast, withLoading } from '../ui.js';
 
 const SWITCHES = [
-  ['show_phone', '在个人主页展示手机号', '开启后，其他用户可在你的主页看到完整手机号'],
-  ['show_region', '在个人主页展示地区', '开启后，其他用户可在你的主页看到你填写的地区'],
-  ['personalized_recommendations', '个性化推荐', '关闭后，你看到的内容将不再基于你的个人特征'],
+  ['show_phone', '在个人主页展示手机号', '开启后，他人可在你的主页看到完整手机号'],
+  ['show_region', '在个人主页展示地区', '开启后，他人可在你的主页看到你的地区'],
+  ['personalized_recommendations', '个性化推荐', '关闭后，推荐内容不再基于你的个人特征'],
 ];
 
 function switchRow(key, title, desc, checked) {

@@ -1,0 +1,479 @@
+"""The web client in a real browser (Debian's Chromium via Playwright) against a real server process.
+
+Each test starts `huirongke serve` on a free port with its own data folder, drives the shell at
+375×812 the way a user would, and stops the server at the end. Screenshots go to tmp_path; set
+HRK_WEB_SCREENSHOTS=docs/img to also refresh the README images (login.png, profile.png, settings.png).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from conftest import missing_service
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--lang=zh-CN",
+]
+VIEWPORT = {"width": 375, "height": 812}
+PHONE = "13800138000"
+CODE = re.compile(r"(\d{6})")
+
+
+# ---------------------------------------------------------------------------------------------
+# A real server
+
+
+@dataclass
+class Server:
+    base_url: str
+    env: dict[str, str]
+    cwd: Path
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=10)
+
+    def cli(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "huirongke.cli", *args],
+            env=self.env,
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Iterator[Server]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HRK_")}
+    data_dir = tmp_path / "data"
+    if backend == "postgres":
+        # The session database is shared: the ctx fixture empties it before this test.
+        ctx = request.getfixturevalue("ctx")
+        env["HRK_DATABASE_URL"] = str(ctx.settings.database_url)
+        if ctx.settings.redis_url:
+            env["HRK_REDIS_URL"] = str(ctx.settings.redis_url)
+        data_dir = Path(ctx.settings.data_dir)
+    env.update(HRK_ENV="dev", HRK_DATA_DIR=str(data_dir), HRK_LOG_LEVEL="WARNING", HRK_HOST="127.0.0.1")
+    port = _free_port()
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "huirongke.cli", "serve", "--port", str(port), "--no-jobs"],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail("server exited early:\n" + log_path.read_text(errors="replace"))
+                try:
+                    if httpx.get(base_url + "/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail("server not ready after 60 s:\n" + log_path.read_text(errors="replace"))
+                time.sleep(0.2)
+            yield Server(base_url, env, tmp_path)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+# ---------------------------------------------------------------------------------------------
+# A mobile-sized browser page
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        missing_service("Chromium not installed at /usr/bin/chromium")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Tab:
+    page: Page
+    requests: list[tuple[str, str]]  # (method, url) of every request, in order
+    problems: list[str]  # uncaught errors and CSP violations
+
+
+@pytest.fixture
+def tab(browser: Browser) -> Iterator[Tab]:
+    context = browser.new_context(
+        viewport=VIEWPORT, device_scale_factor=2, locale="zh-CN", is_mobile=True, has_touch=True
+    )
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    t = Tab(page, [], [])
+    page.on("request", lambda r: t.requests.append((r.method, r.url)))
+    page.on("pageerror", lambda e: t.problems.append(f"pageerror: {e}"))
+    page.on(
+        "console",
+        lambda m: (
+            t.problems.append(f"console: {m.text}")
+            if m.type == "error" and "Content Security Policy" in m.text
+            else None
+        ),
+    )
+    yield t
+    context.close()
+    assert not t.problems, t.problems
+
+
+def shot(page: Page, tmp_path: Path, name: str) -> Path:
+    page.wait_for_timeout(350)  # let transitions settle
+    path = tmp_path / name
+    page.screenshot(path=str(path))
+    copy_to = os.environ.get("HRK_WEB_SCREENSHOTS")
+    if copy_to:
+        Path(copy_to).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(copy_to) / name)
+    return path
+
+
+def api_paths(requests: list[tuple[str, str]]) -> list[str]:
+    return [f"{m} {urlsplit(u).path}" for m, u in requests if urlsplit(u).path.startswith("/api/")]
+
+
+def make_avatar(path: Path) -> Path:
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (256, 256), (29, 100, 242))
+    draw = ImageDraw.Draw(img)
+    for i in range(0, 256, 8):
+        draw.line([(0, i), (i, 0)], fill=(90 + i // 3, 150, 255), width=4)
+    draw.ellipse((64, 48, 192, 176), fill=(255, 224, 189))
+    draw.rectangle((48, 180, 208, 256), fill=(255, 255, 255))
+    img.save(path, format="PNG")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared steps
+
+
+def agree_on_first_visit(t: Tab, server: Server) -> None:
+    page = t.page
+    page.goto(server.base_url + "/")
+    expect(page.locator("#policy-dialog")).to_be_visible()
+    page.get_by_role("button", name="同意并继续").click()
+    expect(page.locator("#login-phone")).to_be_visible()
+
+
+def request_and_fill_code(page: Page, phone: str) -> None:
+    page.locator("#login-phone").fill(phone)
+    page.get_by_role("button", name="获取验证码").click()
+    expect(page.locator("#send-code")).to_have_text(re.compile(r"\d+ 秒后重发"))
+    page.get_by_role("button", name="从开发发件箱填入").click()
+    expect(page.locator("#login-code")).to_have_value(re.compile(r"^\d{6}$"))
+
+
+def sign_up_over_http(server: Server, phone: str) -> str:
+    with server.api() as c:
+        assert c.post("/api/v1/auth/sms-codes", json={"phone": phone}).status_code == 202
+        text = c.get("/api/v1/dev/sms-outbox", params={"phone": phone}).json()["messages"][0]["text"]
+        match = CODE.search(text)
+        assert match
+        version = c.get("/api/v1/privacy/policy").json()["version"]
+        r = c.post(
+            "/api/v1/auth/sessions",
+            json={"phone": phone, "code": match.group(1), "accept_policy_version": version},
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["token"])
+
+
+def publish_policy(server: Server, tmp_path: Path, changes: str) -> int:
+    with server.api() as c:
+        before = c.get("/api/v1/privacy/policy").json()
+    source = tmp_path / f"policy-{before['version'] + 1}.md"
+    source.write_text(before["text"] + "\n\n## 补充说明\n\n- " + changes + "\n", encoding="utf-8")
+    server.cli("privacy", "publish-policy", str(source), "--changes", changes)
+    deadline = time.monotonic() + 10
+    with server.api() as c:  # the server caches the current version for a moment
+        while c.get("/api/v1/privacy/policy").json()["version"] == before["version"]:
+            assert time.monotonic() < deadline, "new policy version never became current"
+            time.sleep(0.2)
+    return int(before["version"]) + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+
+
+def test_first_visit_sign_up_profile_and_privacy_switches(server: Server, tab: Tab, tmp_path: Path) -> None:
+    page = tab.page
+
+    # 1. First visit: the policy dialog comes before anything else, and only the policy is fetched.
+    page.goto(server.base_url + "/")
+    dialog = page.locator("#policy-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("heading", name="汇容客隐私政策", exact=True).first).to_be_visible()
+    expect(dialog.locator(".md h3").first).to_be_visible()  # "## " headings rendered as headings
+    expect(dialog.locator(".md li").first).to_be_visible()  # "- " bullets rendered as list items
+    expect(dialog.locator(".policy-changes")).to_have_count(0)  # nothing "changed" on a first visit
+    assert page.evaluate("localStorage.getItem('hrk.policy.agreedVersion')") is None
+    page.wait_for_load_state("networkidle")
+    shot(page, tmp_path, "policy.png")
+    before_agreeing = list(tab.requests)
+    assert api_paths(before_agreeing) == ["GET /api/v1/privacy/policy"], before_agreeing
+    for _method, url in before_agreeing:
+        parts = urlsplit(url)
+        assert parts.netloc == urlsplit(server.base_url).netloc, url  # nothing leaves the site
+        assert parts.path == "/" or parts.path.startswith("/static/") or parts.path.startswith("/api/"), url
+
+    page.get_by_role("button", name="同意并继续").click()
+
+    # 2. Login. The consent box starts unticked; the code comes from the dev outbox.
+    expect(page.locator("#login-phone")).to_be_visible()
+    assert page.evaluate("localStorage.getItem('hrk.policy.agreedVersion')") == "1"
+    assert "GET /api/v1/me" not in api_paths(tab.requests)
+    consent = page.get_by_role("checkbox", name="我已阅读并同意《汇容客隐私政策》")
+    expect(consent).not_to_be_checked()
+    expect(page.locator(".dev-hint")).to_be_visible()
+    request_and_fill_code(page, PHONE)
+    consent.check()
+    shot(page, tmp_path, "login.png")
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/api/v1/auth/sessions")) as req:
+        page.get_by_role("button", name="登录", exact=True).click()
+    body = req.value.post_data_json
+    assert body["accept_policy_version"] == 1
+    device_id = page.evaluate("localStorage.getItem('hrk.device.id')")
+    assert body["device"]["device_id"] == device_id
+    assert set(body["device"]) == {"model", "os_version", "device_id", "network_type"}
+
+    # 3. 我的: masked phone; tapping the header (avatar) opens 个人资料.
+    expect(page.locator("#me-phone")).to_have_text("手机号 138****8000")
+    expect(page.locator(".tabbar-item")).to_have_count(1)
+    expect(page.get_by_role("link", name="我的", exact=True)).to_have_attribute("aria-current", "page")
+    page.locator("#me-header").click()
+
+    # 4. 个人资料: nickname, avatar, gender, birthday, a tag, region; then save.
+    expect(page.locator("#profile-nickname")).to_be_visible()
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/media") and r.status == 201):
+        page.locator("#avatar-file").set_input_files(str(make_avatar(tmp_path / "avatar.png")))
+    expect(page.locator("#toast")).to_have_text("头像已更新")
+    expect(page.locator(".avatar-card img.avatar")).to_have_attribute("src", re.compile(r"^/media/"))
+    page.locator("#profile-nickname").fill("王小明")
+    page.get_by_text("男", exact=True).click()
+    page.locator("#profile-birthday").fill("1990-05-01")
+    page.locator("#profile-tag-input").fill("保险顾问")
+    page.get_by_role("button", name="添加").click()
+    expect(page.locator("#profile-tags .chip")).to_have_text(["保险顾问"])
+    page.locator("#profile-region").fill("福建省厦门市")
+    with page.expect_response(lambda r: r.request.method == "PATCH" and r.url.endswith("/api/v1/me")) as resp:
+        page.get_by_role("button", name="保存").click()
+    assert resp.value.status == 200, resp.value.text()
+    expect(page.locator("#toast")).to_have_text("资料已保存")
+
+    # 5. A reload shows the saved values.
+    page.reload()
+    expect(page.locator("#profile-nickname")).to_have_value("王小明")
+    expect(page.locator("#profile-region")).to_have_value("福建省厦门市")
+    expect(page.locator("#profile-birthday")).to_have_value("1990-05-01")
+    expect(page.locator("#profile-tags .chip")).to_have_text(["保险顾问"])
+    expect(page.get_by_role("radio", name="男")).to_be_checked()
+    expect(page.locator(".avatar-card img.avatar")).to_have_attribute("src", re.compile(r"^/media/"))
+    expect(page.locator("#rn-name")).to_be_visible()  # not verified yet: the real-name form shows
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, tmp_path, "profile.png")
+
+    # 6. 设置 → 账号安全和隐私设置: show_region on, show_phone stays off.
+    page.get_by_role("link", name="返回").click()
+    expect(page.locator("#me-nickname")).to_have_text("王小明")
+    page.get_by_role("link", name="设置", exact=True).click()
+    expect(page.get_by_role("link", name="隐私政策", exact=True)).to_be_visible()
+    expect(page.get_by_role("link", name="联系我们", exact=True)).to_be_visible()
+    page.get_by_role("link", name="账号安全和隐私设置").click()
+    show_phone = page.get_by_role("switch", name="在个人主页展示手机号")
+    show_region = page.get_by_role("switch", name="在个人主页展示地区")
+    expect(show_phone).not_to_be_checked()
+    expect(show_region).not_to_be_checked()
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/v1/me/privacy-settings") and r.request.method == "PATCH"
+    ):
+        show_region.click()
+    expect(page.locator("#toast")).to_contain_text("已开启")
+    expect(show_region).to_be_checked()
+    expect(show_phone).not_to_be_checked()
+    expect(page.locator("#session-list .session")).to_have_count(1)
+    expect(page.locator("#session-list .badge")).to_have_text("本机")
+    page.locator("#toast").evaluate("el => el.classList.remove('is-visible')")
+    shot(page, tmp_path, "settings.png")
+
+    # 7. The public profile shows the nickname and region, never the phone number.
+    page.get_by_role("link", name="返回").click()
+    page.get_by_role("link", name="返回").click()
+    page.get_by_role("link", name="个人资料", exact=True).click()
+    page.get_by_role("link", name="查看我的公开主页").click()
+    expect(page.locator("#public-nickname")).to_have_text("王小明")
+    expect(page.locator("#public-region")).to_contain_text("福建省厦门市")
+    expect(page.locator("#public-profile .chip")).to_have_text(["保险顾问"])
+    expect(page.locator("#public-phone")).to_have_count(0)
+    text = page.locator("#main").inner_text()
+    assert "13800138000" not in text and "138****8000" not in text and "+86" not in text
+    shot(page, tmp_path, "public-profile.png")
+
+    # 8. With show_phone on, the public profile shows the number.
+    page.get_by_role("link", name="管理展示内容").click()
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/v1/me/privacy-settings") and r.request.method == "PATCH"
+    ):
+        page.get_by_role("switch", name="在个人主页展示手机号").click()
+    expect(page.get_by_role("switch", name="在个人主页展示手机号")).to_be_checked()
+    page.go_back()
+    expect(page.locator("#public-phone")).to_contain_text("13800138000")
+    expect(page.locator("#public-region")).to_contain_text("福建省厦门市")
+
+
+def test_unticked_consent_blocks_registration(server: Server, tab: Tab, tmp_path: Path) -> None:
+    page = tab.page
+    page.goto(server.base_url + "/")
+
+    # 不同意 shows a plain screen; nothing but the policy was requested; reading again works.
+    page.get_by_role("button", name="不同意").click()
+    expect(page.get_by_role("heading", name="需要你的同意才能继续")).to_be_visible()
+    assert api_paths(tab.requests) == ["GET /api/v1/privacy/policy"]
+    assert page.evaluate("localStorage.getItem('hrk.policy.agreedVersion')") is None
+    page.get_by_role("button", name="重新阅读隐私政策").click()
+    page.get_by_role("button", name="同意并继续").click()
+
+    # Registering without ticking the box: the server answers 428 and the page says to tick it.
+    request_and_fill_code(page, "13900139000")
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/auth/sessions")) as resp:
+        page.get_by_role("button", name="登录", exact=True).click()
+    assert resp.value.status == 428
+    assert "accept_policy_version" not in resp.value.request.post_data_json
+    alert = page.locator(".login-form .form-alert")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("勾选")
+    expect(page.locator(".consent")).to_have_class(re.compile("is-attention"))
+    assert page.evaluate("localStorage.getItem('hrk.token')") is None
+    shot(page, tmp_path, "login-consent-required.png")
+
+    # The policy link opens the policy over the form, which keeps what was typed.
+    page.get_by_role("link", name="《汇容客隐私政策》").click()
+    expect(page.locator("#policy-sheet .md h3").first).to_be_visible()
+    page.get_by_role("button", name="关闭").click()
+    expect(page.locator("#login-phone")).to_have_value("13900139000")
+
+    # Ticking it lets the same code register the account.
+    page.get_by_role("checkbox", name="我已阅读并同意《汇容客隐私政策》").check()
+    page.get_by_role("button", name="登录", exact=True).click()
+    expect(page.locator("#me-phone")).to_have_text("手机号 139****9000")
+
+
+def test_new_policy_version_asks_again_with_changes(server: Server, tab: Tab, tmp_path: Path) -> None:
+    page = tab.page
+    agree_on_first_visit(tab, server)
+    token = sign_up_over_http(server, "13700137000")
+    page.evaluate("t => localStorage.setItem('hrk.token', t)", token)
+    page.goto(server.base_url + "/#/me")
+    expect(page.locator("#me-phone")).to_have_text("手机号 137****7000")
+
+    # A newer version on the server: the dialog returns on the next visit, changes on top, and
+    # nothing but the policy is requested until the user agrees.
+    version = publish_policy(server, tmp_path, "新增“个人主页展示设置”的说明")
+    tab.requests.clear()
+    page.reload()
+    dialog = page.locator("#policy-dialog")
+    expect(dialog.get_by_role("heading", name="隐私政策已更新")).to_be_visible()
+    expect(dialog.locator(".policy-changes")).to_contain_text("新增“个人主页展示设置”的说明")
+    page.wait_for_load_state("networkidle")
+    assert api_paths(tab.requests) == ["GET /api/v1/privacy/policy"]
+    shot(page, tmp_path, "policy-update.png")
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/privacy/policy-agreements")) as resp:
+        page.get_by_role("button", name="同意并继续").click()
+    assert resp.value.status == 201
+    expect(page.locator("#me-phone")).to_have_text("手机号 137****7000")
+    assert page.evaluate("localStorage.getItem('hrk.policy.agreedVersion')") == str(version)
+
+    # Published while the app is open: the next API call answers 428 and the dialog shows again.
+    publish_policy(server, tmp_path, "调整了同意记录的展示方式")
+    page.get_by_role("link", name="设置", exact=True).click()
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/me/privacy-settings")) as blocked:
+        page.get_by_role("link", name="账号安全和隐私设置").click()
+    assert blocked.value.status == 428
+    expect(dialog.locator(".policy-changes")).to_contain_text("调整了同意记录的展示方式")
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/privacy/policy-agreements")) as resp:
+        page.get_by_role("button", name="同意并继续").click()
+    assert resp.value.status == 201
+    # The screen that was blocked loads once agreed.
+    expect(page.get_by_role("switch", name="个性化推荐")).to_be_checked()
+    page.get_by_role("link", name="返回").click()
+    page.get_by_role("link", name="隐私政策", exact=True).click()
+    records = page.locator("#agreement-list .record")
+    expect(records).to_have_count(3)
+    expect(records.first).to_contain_text(f"第 {version + 1} 版")
+
+
+def test_sign_out_asks_first_and_returns_to_login(server: Server, tab: Tab) -> None:
+    page = tab.page
+    agree_on_first_visit(tab, server)
+    token = sign_up_over_http(server, "13600136000")
+    page.evaluate("t => localStorage.setItem('hrk.token', t)", token)
+    page.goto(server.base_url + "/#/settings/security")
+    page.get_by_role("button", name="退出登录").click()
+    modal = page.get_by_role("alertdialog", name="退出登录？")
+    expect(modal).to_be_visible()
+    modal.get_by_role("button", name="取消").click()
+    expect(modal).to_have_count(0)
+    assert page.evaluate("localStorage.getItem('hrk.token')") == token
+    page.get_by_role("button", name="退出登录").click()
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/auth/sessions/current")) as resp:
+        page.get_by_role("alertdialog").get_by_role("button", name="退出登录").click()
+    assert resp.value.status == 204
+    expect(page.locator("#login-phone")).to_be_visible()
+    assert page.evaluate("localStorage.getItem('hrk.token')") is None
+    with server.api() as c:
+        assert c.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+    # 联系我们 works signed out too, with the hotline from the template.
+    page.get_by_role("link", name="联系我们", exact=True).click()
+    expect(page.locator("#hotline")).to_have_text("400-0000-690")
+    expect(page.locator("#hotline")).to_have_attribute("href", "tel:4000000690")
+    expect(page.locator("#main")).to_contain_text("15 天内")
