@@ -7,6 +7,7 @@ states its reasons and tells the user they may go to court.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date
 
 from sqlalchemy import select
@@ -79,10 +80,9 @@ def open_case(
     case.description_enc = cipher.encrypt("privacy_cases.description_enc", description)
     _event(session, case, "user")
     audit.user_action(session, user.id, f"case.{kind}.opened", ["privacy_cases.description_enc"], "account")
-    try:
+    # If a code went out a moment ago the case still stands; the user asks again after the wait.
+    with contextlib.suppress(RateLimited):
         send_verification(ctx, session, user, ip)
-    except RateLimited:
-        pass  # the case stands; the user asks for the code again once the wait is over
     return case
 
 
