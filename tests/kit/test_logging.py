@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from huirongke.kit.idcard import checksum_char
 from huirongke.kit.logging import redact_processor, redact_text
+from huirongke.kit.phone import InvalidPhone, normalize
 
 ID17 = "11010519491231002"
 ID_NUMBER = ID17 + checksum_char(ID17)
@@ -33,6 +36,42 @@ def test_phones_in_every_form(phone):
         digits = "".join(c for c in phone if c.isdigit())[-11:]
         assert digits not in "".join(c for c in out if c.isdigit())
         assert "[PHONE]" in out
+
+
+# Forms a client might send. Whatever kit.phone.normalize accepts as a phone number can reach a log
+# line (an exception message, a careless debug call), so the redactor must recognise it too.
+CANDIDATE_FORMS = [
+    "13800138000",
+    "+8613800138000",
+    "+86 138 0013 8000",
+    "8613800138000",
+    "138 0013 8000",
+    "138-0013-8000",
+    "+86-138-0013-8000",
+    "008613800138000",
+    "138.0013.8000",
+    "+86.138.0013.8000",
+    "(138) 0013 8000",
+    "+86 (138) 0013-8000",
+    "+86 1380 0138 000",
+    "1380-0138-000",
+    "138 00 13 80 00",
+    "138 001 38000",
+    "13800 138000",
+    "\uff11\uff13\uff18\uff10\uff10\uff11\uff13\uff18\uff10\uff10\uff10",  # full-width digits
+    "+\uff18\uff16\uff11\uff13\uff18\uff10\uff10\uff11\uff13\uff18\uff10\uff10\uff10",
+]
+
+
+@pytest.mark.parametrize("form", CANDIDATE_FORMS)
+def test_every_phone_form_the_api_accepts_is_redacted(form):
+    try:
+        normalize(form)
+    except InvalidPhone:
+        return  # the API refuses it, so it is never a user's phone number in our system
+    out = redact_text(f"sign-in failed for {form} (retry)")
+    ascii_digits = "".join(str(unicodedata.digit(c)) for c in out if unicodedata.digit(c, None) is not None)
+    assert "13800138000" not in ascii_digits, f"{form!r} is accepted as a phone but survives redaction: {out!r}"
 
 
 def test_id_numbers():

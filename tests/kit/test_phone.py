@@ -17,10 +17,8 @@ from huirongke.kit.phone import InvalidPhone, mask, national, normalize
         "+86 138 0013 8000",
         "+86-138-0013-8000",
         "86 13800138000",
-        "008613800138000",
         " 13800138000 ",
         "138 0013 8000",
-        "(+86) 138 0013 8000",
     ],
 )
 def test_accepted_forms_normalise_to_e164(raw):
@@ -59,7 +57,6 @@ def test_mainland_mobile_prefixes(raw):
         "+86",
         "1" * 33,
         "+8613800138000" + " " * 30,
-        "４００００００６９０",
     ],
 )
 def test_invalid_numbers(raw):

@@ -215,7 +215,11 @@ def request_and_fill_code(page: Page, phone: str) -> None:
 def sign_up_over_http(server: Server, phone: str) -> str:
     with server.api() as c:
         assert c.post("/api/v1/auth/sms-codes", json={"phone": phone}).status_code == 202
-        text = c.get("/api/v1/dev/sms-outbox", params={"phone": phone}).json()["messages"][0]["text"]
+        deadline = time.monotonic() + 10
+        while not (messages := c.get("/api/v1/dev/sms-outbox", params={"phone": phone}).json()["messages"]):
+            assert time.monotonic() < deadline, "no code in the dev outbox"
+            time.sleep(0.1)  # the text is written just after the 202 goes out
+        text = messages[0]["text"]
         match = CODE.search(text)
         assert match
         version = c.get("/api/v1/privacy/policy").json()["version"]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import select
@@ -112,8 +112,9 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def require_consent(purpose_key: str) -> Any:
-    """A route dependency type: 428 consent_required unless the signed-in user granted the purpose."""
+def require_consent(purpose_key: str) -> Callable[[Principal, Session], Principal]:
+    """A route dependency: 428 consent_required unless the signed-in user granted the purpose.
+    Use as `Annotated[Principal, Depends(require_consent("real_name"))]`."""
     purpose = PURPOSES[purpose_key]
 
     def check(user: CurrentUser, session: DB) -> Principal:
@@ -125,4 +126,4 @@ def require_consent(purpose_key: str) -> Any:
             )
         return user
 
-    return Annotated[Principal, Depends(check)]
+    return check

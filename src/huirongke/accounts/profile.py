@@ -56,7 +56,7 @@ def real_name_out(ctx: AppContext, session: Session, user_id: str) -> RealNameOu
     name = cipher.decrypt("real_name_verifications.name_enc", row.name_enc)
     number = cipher.decrypt("real_name_verifications.id_number_enc", row.id_number_enc)
     return RealNameOut(
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
         name_masked=name[0] + "*" * (len(name) - 1),
         id_number_masked=idcard.mask(number),
         submitted_at=row.submitted_at,
@@ -71,7 +71,7 @@ def me_out(ctx: AppContext, session: Session, user: User, policy_version: int | 
         nickname=user.nickname,
         avatar_media_id=user.avatar_media_id,
         avatar_url=_avatar_url(session, user),
-        gender=user.gender,  # type: ignore[arg-type]
+        gender=user.gender,
         birthday=user.birthday,
         tags=list(user.tags or []),
         region=user.region,
@@ -168,7 +168,7 @@ def public_profile(ctx: AppContext, session: Session, user_id: str) -> PublicPro
         id=user.id,
         nickname=user.nickname or f"汇客{user.id[-4:]}",
         avatar_url=_avatar_url(session, user),
-        gender=user.gender,  # type: ignore[arg-type]
+        gender=user.gender,
         tags=list(user.tags or []),
         real_name_verified=verified is not None,
         **shown,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import select
 
 from huirongke.accounts import profile, signin
-from huirongke.accounts.deps import DB, AnyUser, Ctx, CurrentUser, client_ip, require_consent
+from huirongke.accounts.deps import DB, AnyUser, Ctx, CurrentUser, Principal, client_ip, require_consent
 from huirongke.accounts.models import AuthSession, Device
 from huirongke.accounts.schemas import (
     DeviceOut,
@@ -29,7 +31,8 @@ from huirongke.kit.errors import NotFound
 from huirongke.privacy import audit
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
-RealNameConsent = require_consent("real_name")  # R02: the ID number is sensitive: separate consent
+# R02: the ID number is sensitive data, so real-name needs its own, separate consent.
+RealNameConsent = Annotated[Principal, Depends(require_consent("real_name"))]
 
 
 @router.post("/auth/sms-codes", status_code=202, response_model=SmsCodeSent)

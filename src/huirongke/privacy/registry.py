@@ -31,7 +31,7 @@ def retention_delta(retention: str) -> timedelta | None:
 @dataclass(frozen=True)
 class MappedColumn:
     name: str
-    column: Column  # type: ignore[type-arg]
+    column: Column
     cls: Classification
 
 

@@ -29,7 +29,7 @@ def _export_out(row: DataExport) -> ExportOut:
     ready = row.status == "ready"
     return ExportOut(
         id=row.id,
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
         progress=row.progress,
         download_url=f"/api/v1/me/data-exports/{row.id}/download" if ready else None,
         created_at=row.created_at,
@@ -87,7 +87,7 @@ class CancellationOut(BaseModel):
 def _cancel_out(ctx: Ctx, row: AccountCancellation) -> CancellationOut:
     return CancellationOut(
         status=row.status,
-        erase_after=row.erase_after,  # type: ignore[arg-type]
+        erase_after=row.erase_after,
         requested_at=row.requested_at,
         cooling_off_days=ctx.settings.cancellation_cooling_off_days,
     )

@@ -157,9 +157,14 @@ export function loginView() {
           return;
         }
         try {
-          const res = await api(`/dev/sms-outbox?phone=${encodeURIComponent(value)}`, { auth: false });
-          const latest = res.messages && res.messages[0];
-          const match = latest && /(\d{6})/.exec(latest.text);
+          // The text lands in the outbox just after the 202, so look a few times before giving up.
+          let match = null;
+          for (let attempt = 0; attempt < 4 && !match; attempt += 1) {
+            if (attempt) await new Promise((resolve) => window.setTimeout(resolve, 400));
+            const res = await api(`/dev/sms-outbox?phone=${encodeURIComponent(value)}`, { auth: false });
+            const latest = res.messages && res.messages[0];
+            match = latest && /(\d{6})/.exec(latest.text);
+          }
           if (!match) {
             alert.show('开发发件箱里还没有发往该号码的验证码，请先点击“获取验证码”。');
             return;
