@@ -7,8 +7,9 @@ Starts a fresh server like `bench.run`, signs a user up, then samples every thre
 `py-spy record --format raw` while wrk loads the path at 32 connections. Prints the functions with the
 most samples (inclusive and self) and keeps the folded stacks in bench/results/ (speedscope.app or
 flamegraph.pl render them).
-Only the thread holding the GIL is sampled (`--gil`), so the figures are shares of the server's Python CPU
-time; time in C code that releases the GIL (SQLite, libpq, epoll) does not appear.
+Threads that py-spy sees as idle (waiting on a lock, a queue or epoll) are left out. With `--gil` only the
+thread holding the GIL is sampled, i.e. shares of the server's Python CPU time (C code that releases the
+GIL, such as SQLite or libpq calls, then drops out).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def summarize(folded: Path, top: int) -> str:
         self_time[frames[-1]] += count
     if not total:
         return "no samples"
-    out = [f"{total} samples (GIL holder only)", "", "inclusive  function"]
+    out = [f"{total} samples of non-idle threads", "", "inclusive  function"]
     out += [f"{n * 100 / total:8.1f}%  {f}" for f, n in inclusive.most_common(top)]
     out += ["", "self       function"]
     out += [f"{n * 100 / total:8.1f}%  {f}" for f, n in self_time.most_common(top)]
@@ -59,6 +60,7 @@ def main() -> None:
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     p.add_argument("--top", type=int, default=45)
+    p.add_argument("--gil", action="store_true", help="sample only the thread holding the GIL")
     p.add_argument("--src-ref", default=None, help="profile src/ of this git ref instead of the working tree")
     args = p.parse_args()
     wrk = find_wrk()
@@ -93,8 +95,9 @@ def main() -> None:
             str(args.rate),
             "--duration",
             str(args.duration),
-            "--gil",  # only the thread holding the GIL: where the Python CPU time goes
         ]
+        if args.gil:
+            common.append("--gil")  # only the thread holding the GIL: where the Python CPU time goes
         spy = subprocess.Popen(
             [*common, "--format", "raw", "--output", str(folded)],
             stdout=subprocess.DEVNULL,

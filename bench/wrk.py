@@ -105,6 +105,7 @@ def run_wrk(
 ) -> WrkResult:
     if not url.startswith("http://127.0.0.1:"):
         raise ValueError("the bench only ever targets 127.0.0.1")
+    threads = min(threads, connections)
     cmd = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "--timeout", "5s", "--latency"]
     for k, v in (headers or {}).items():
         cmd += ["-H", f"{k}: {v}"]

@@ -35,7 +35,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    "--lang=zh-CN",
 ]
 VIEWPORT = {"width": 375, "height": 812}
 PHONE = "13800138000"
@@ -165,6 +164,8 @@ def tab(browser: Browser) -> Iterator[Tab]:
 
 
 def shot(page: Page, tmp_path: Path, name: str) -> Path:
+    """Screenshot the viewport (toast hidden) to tmp_path, and to $HRK_WEB_SCREENSHOTS if set."""
+    page.locator("#toast").evaluate("el => el.classList.remove('is-visible')")
     page.wait_for_timeout(350)  # let transitions settle
     path = tmp_path / name
     page.screenshot(path=str(path))
@@ -180,20 +181,18 @@ def api_paths(requests: list[tuple[str, str]]) -> list[str]:
 
 
 def make_avatar(path: Path) -> Path:
+    """A friendly 256×256 PNG portrait drawn with Pillow."""
     from PIL import Image, ImageDraw
 
-    img = Image.new("RGB", (256, 256), (29, 100, 242))
+    img = Image.new("RGB", (256, 256))
     draw = ImageDraw.Draw(img)
-    for i in range(0, 256, 8):
-        draw.line([(0, i), (i, 0)], fill=(90 + i // 3, 150, 255), width=4)
-    draw.ellipse((64, 48, 192, 176), fill=(255, 224, 189))
-    draw.rectangle((48, 180, 208, 256), fill=(255, 255, 255))
+    for y in range(256):  # a soft vertical gradient
+        draw.line([(0, y), (255, y)], fill=(255 - y // 6, 196 - y // 5, 120 + y // 4))
+    draw.ellipse((40, 160, 216, 336), fill=(36, 78, 160))  # shoulders
+    draw.ellipse((84, 56, 172, 150), fill=(255, 221, 190))  # face
+    draw.chord((80, 44, 176, 120), 180, 360, fill=(40, 32, 30))  # hair
     img.save(path, format="PNG")
     return path
-
-
-# ---------------------------------------------------------------------------------------------
-# Shared steps
 
 
 def agree_on_first_visit(t: Tab, server: Server) -> None:
@@ -346,7 +345,6 @@ def test_first_visit_sign_up_profile_and_privacy_switches(server: Server, tab: T
     expect(show_phone).not_to_be_checked()
     expect(page.locator("#session-list .session")).to_have_count(1)
     expect(page.locator("#session-list .badge")).to_have_text("本机")
-    page.locator("#toast").evaluate("el => el.classList.remove('is-visible')")
     shot(page, tmp_path, "settings.png")
 
     # 7. The public profile shows the nickname and region, never the phone number.
@@ -385,6 +383,19 @@ def test_unticked_consent_blocks_registration(server: Server, tab: Tab, tmp_path
     assert page.evaluate("localStorage.getItem('hrk.policy.agreedVersion')") is None
     page.get_by_role("button", name="重新阅读隐私政策").click()
     page.get_by_role("button", name="同意并继续").click()
+
+    # The Markdown renderer builds text nodes only: markup in the policy text stays text.
+    rendered = page.evaluate(
+        """async (text) => {
+            const { renderMarkdown } = await import('/static/js/markdown.js');
+            const box = document.createElement('div');
+            box.append(renderMarkdown(text));
+            return { html: box.innerHTML, tags: [...box.querySelectorAll('*')].map((e) => e.tagName) };
+        }""",
+        "## 标题 <b>x</b>\n\n- <img src=x onerror=alert(1)>\n\n段落 **重点**",
+    )
+    assert rendered["tags"] == ["H3", "UL", "LI", "P", "STRONG"], rendered
+    assert "<img" not in rendered["html"] and "&lt;img src=x" in rendered["html"]
 
     # Registering without ticking the box: the server answers 428 and the page says to tick it.
     request_and_fill_code(page, "13900139000")

@@ -13,12 +13,19 @@ from typing import Any
 import structlog
 
 _ID_NUMBER = re.compile(r"(?<!\d)[1-9]\d{16}[\dXx](?!\d)")
-_PHONE = re.compile(r"(?<!\d)(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d{4}){2}(?!\d)")
+# A mainland mobile number with any prefix (+86, 0086, 86) and any separators between digits.
+_SEP = r"[\s.\-()]*"
+_PHONE = re.compile(rf"(?<!\d)(?:(?:\+|00)?86{_SEP})?\(?1[3-9]\d\)?(?:{_SEP}\d){{8}}(?!\d)")
 _BEARER = re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+")
 _SECRET_KEYS = {"token", "authorization", "code", "password", "phone", "id_number", "secret", "cookie"}
 
 
+# Full-width digits and plus (１３８…, ＋８６) are accepted as phone input, so they are folded first.
+_FULLWIDTH = {0xFF10 + i: ord("0") + i for i in range(10)} | {0xFF0B: ord("+")}
+
+
 def redact_text(value: str) -> str:
+    value = value.translate(_FULLWIDTH)
     value = _BEARER.sub("Bearer [REDACTED]", value)
     value = _ID_NUMBER.sub("[ID]", value)
     return _PHONE.sub("[PHONE]", value)

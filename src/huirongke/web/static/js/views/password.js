@@ -22,9 +22,12 @@ export function passwordView() {
       const again = field({ label: '确认新密码', input: h('input', { type: 'password', id: 'pw-again', autocomplete: 'new-password', maxlength: '128' }) });
       const alert = alertBox();
       const submit = h('button', { type: 'submit', class: 'btn btn--primary btn--block btn--lg', id: 'pw-submit' }, '保存密码');
+      // Lets password managers pair the new password with the account (not shown).
+      const username = h('input', { type: 'text', name: 'username', autocomplete: 'username', value: me.phone || '', readonly: true, hidden: true });
       const form = h(
         'form',
         { novalidate: true, 'aria-label': '登录密码' },
+        username,
         card(
           me.has_password ? '修改登录密码' : '设置登录密码',
           h('p', { class: 'card-note' }, '设置后可以用手机号和密码登录。密码至少 8 位，需同时包含字母和数字。'),

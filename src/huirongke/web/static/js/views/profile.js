@@ -305,7 +305,7 @@ function realNameForm(state, rerender) {
     'div',
     { class: 'consent consent--box' },
     consent,
-    h('label', { for: 'rn-consent', class: 'consent-label' }, '我同意汇容客为完成实名认证处理我的姓名和身份证号码。身份证号码属于敏感个人信息，仅用于实名认证，并加密保存。'),
+    h('label', { for: 'rn-consent', class: 'consent-label' }, '我单独同意汇容客为完成实名认证处理我的姓名和身份证号码。身份证号码属于敏感个人信息，仅用于实名认证，加密保存。'),
   );
   const alert = alertBox();
   const submit = h('button', { type: 'submit', class: 'btn btn--primary btn--block', id: 'rn-submit' }, state.me.real_name ? '重新提交' : '提交认证');
@@ -328,13 +328,22 @@ function realNameForm(state, rerender) {
       return;
     }
     if (!consent.checked) {
-      alert.show('请先勾选同意处理你的身份信息');
+      alert.show('请先勾选同意汇容客为实名认证处理你的身份信息');
       consent.focus();
       return;
     }
     await withLoading(submit, async () => {
       try {
-        const rn = await api('/me/real-name', { method: 'POST', json: { name: n, id_number: id } });
+        const send = () => api('/me/real-name', { method: 'POST', json: { name: n, id_number: id } });
+        let rn;
+        try {
+          rn = await send();
+        } catch (err) {
+          if (err.code !== 'consent_required' || (err.details || {}).purpose !== 'real_name') throw err;
+          // The ticked box is the user's separate consent (R02): record it, then submit again.
+          await api('/privacy/consents/real_name', { method: 'PUT', json: { granted: true } });
+          rn = await send();
+        }
         state.me = rememberMe({ ...state.me, real_name: rn });
         toast('已提交，请等待审核', 'success');
         rerender();

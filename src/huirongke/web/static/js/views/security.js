@@ -98,7 +98,7 @@ function sessionsCard(sessions, reload) {
       h(
         'span',
         { class: 'session-text' },
-        h('span', { class: 'session-title' }, title, s.current ? h('span', { class: 'badge badge--ok' }, '本机') : null),
+        h('span', { class: 'session-title' }, s.current ? h('span', { class: 'badge badge--ok' }, '本机') : null, title),
         h('span', { class: 'session-sub' }, [os, s.login_ip ? `IP ${s.login_ip}` : null].filter(Boolean).join(' · ') || '设备信息未记录'),
         h(
           'span',
