@@ -466,12 +466,42 @@ def test_new_policy_version_asks_again_with_changes(server: Server, tab: Tab, tm
     expect(records.first).to_contain_text(f"第 {version + 1} 版")
 
 
-def test_sign_out_asks_first_and_returns_to_login(server: Server, tab: Tab) -> None:
+def test_real_name_password_and_sign_out(server: Server, tab: Tab) -> None:
     page = tab.page
     agree_on_first_visit(tab, server)
     token = sign_up_over_http(server, "13600136000")
     page.evaluate("t => localStorage.setItem('hrk.token', t)", token)
+
+    # Real-name needs its own, separate consent: unticked, the form says so and sends nothing.
+    page.goto(server.base_url + "/#/me/profile")
+    page.locator("#rn-name").fill("王小明")
+    page.locator("#rn-id").fill("11010519491231002x")
+    tab.requests.clear()
+    page.get_by_role("button", name="提交认证").click()
+    expect(page.locator(".rn-form .form-alert")).to_contain_text("勾选")
+    assert "POST /api/v1/me/real-name" not in api_paths(tab.requests)
+    page.get_by_role("checkbox", name=re.compile("我单独同意")).check()
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/me/real-name") and r.status == 201):
+        page.get_by_role("button", name="提交认证").click()
+    assert "PUT /api/v1/privacy/consents/real_name" in api_paths(tab.requests)
+    expect(page.locator("#real-name-status")).to_have_text("待审核")
+    expect(page.locator("#real-name")).to_contain_text("王**")
+    expect(page.locator("#real-name")).not_to_contain_text("11010519491231002")
+
+    # 设置登录密码: mismatched confirmation is caught in the page; a good one is saved.
     page.goto(server.base_url + "/#/settings/security")
+    page.get_by_role("link", name="设置登录密码").click()
+    page.locator("#pw-new").fill("abc12345")
+    page.locator("#pw-again").fill("abc12346")
+    page.get_by_role("button", name="保存密码").click()
+    expect(page.locator("#pw-again-error")).to_have_text("两次输入的密码不一致")
+    page.locator("#pw-again").fill("abc12345")
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/me/password")) as resp:
+        page.get_by_role("button", name="保存密码").click()
+    assert resp.value.status == 204
+    expect(page.get_by_role("link", name="修改登录密码")).to_be_visible()
+
+    # 退出登录 asks first; 取消 keeps the session.
     page.get_by_role("button", name="退出登录").click()
     modal = page.get_by_role("alertdialog", name="退出登录？")
     expect(modal).to_be_visible()

@@ -23,7 +23,13 @@ class DevSmsOutbox(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
     phone_bidx: Mapped[str] = mapped_column(
         String(64),
-        info=pii("user.contact.phone", "手机号码（检索索引）", purposes=["account"], retention="P1D"),
+        info=pii(
+            "user.contact.phone",
+            "手机号码（检索索引）",
+            purposes=["account"],
+            retention="P1D",
+            exported=False,
+        ),
     )
     text: Mapped[str] = mapped_column(
         Text, info=pii("user.sms.text", "短信内容", purposes=["account"], retention="P1D")
