@@ -42,9 +42,12 @@ class Conn:
         self.timeout = timeout
         self._r: asyncio.StreamReader | None = None
         self._w: asyncio.StreamWriter | None = None
+        self._answered = 0  # responses received on the current socket
+        self.stale_retries = 0
 
     async def open(self) -> None:
         self._r, self._w = await asyncio.open_connection(HOST, self.port)
+        self._answered = 0
 
     async def close(self) -> None:
         if self._w is not None:
@@ -56,7 +59,18 @@ class Conn:
     async def request(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, bytes]:
-        return await asyncio.wait_for(self._request(method, path, body, headers), self.timeout)
+        try:
+            return await asyncio.wait_for(self._request(method, path, body, headers), self.timeout)
+        except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as exc:
+            # A kept-alive socket the server closed after its previous response (uvicorn does so after
+            # an unhandled exception): nothing of this request was answered, so send it again, once, on a
+            # new connection, as HTTP clients do. Counted, and reported with the results.
+            partial = getattr(exc, "partial", b"")
+            if not self._answered or partial:
+                raise
+            await self.close()
+            self.stale_retries += 1
+            return await asyncio.wait_for(self._request(method, path, body, headers), self.timeout)
 
     async def _request(
         self, method: str, path: str, body: Any, headers: dict[str, str] | None
@@ -85,6 +99,7 @@ class Conn:
             data = await self._read_chunked()
         else:
             data = b""
+        self._answered += 1
         if hdrs.get("connection", "").lower() == "close":
             await self.close()
         return status, data
@@ -172,8 +187,11 @@ async def sign_up(port: int, phone: str) -> dict[str, Any]:
 
 async def _pool(
     port: int, items: Iterable[T], concurrency: int, work: Callable[[Conn, T], Awaitable[Any]]
-) -> tuple[list[Any], float]:
-    """Run `work` over items on `concurrency` keep-alive connections; return results and wall time."""
+) -> tuple[list[Any], float, int]:
+    """Run `work` over items on `concurrency` keep-alive connections.
+
+    Returns the results (an exception where an item failed), the wall time, and how many requests had
+    to be re-sent because the server had closed a kept-alive connection."""
     queue = list(items)
     results: list[Any] = [None] * len(queue)
     next_index = 0
@@ -198,11 +216,11 @@ async def _pool(
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(c) for c in conns))
-    return results, time.perf_counter() - started
+    return results, time.perf_counter() - started, sum(c.stale_retries for c in conns)
 
 
 async def prepare_codes(port: int, phones: list[str], concurrency: int) -> tuple[list[str], float]:
-    results, elapsed = await _pool(port, phones, concurrency, fresh_code)
+    results, elapsed, _ = await _pool(port, phones, concurrency, fresh_code)
     failed = [r for r in results if isinstance(r, Exception)]
     if failed:
         raise HttpError(f"{len(failed)} of {len(phones)} codes could not be prepared; first: {failed[0]}")
@@ -216,6 +234,7 @@ class Burst:
     elapsed_s: float
     statuses: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
+    stale_connection_retries: int = 0
 
     @property
     def per_s(self) -> float:
@@ -235,6 +254,7 @@ class Burst:
             "statuses": self.statuses,
             "p50_ms": pct(0.50),
             "p99_ms": pct(0.99),
+            "stale_connection_retries": self.stale_connection_retries,
         }
 
 
@@ -255,7 +275,8 @@ async def sign_in_burst(
             raise HttpError("201 without a token")
         return status
 
-    results, elapsed = await _pool(port, list(zip(phones, codes, strict=True)), concurrency, one)
+    items = list(zip(phones, codes, strict=True))
+    results, elapsed, retries = await _pool(port, items, concurrency, one)
     statuses = Counter(str(r) if isinstance(r, int) else type(r).__name__ for r in results)
     ok = statuses.get("201", 0)
-    return Burst(len(results), ok, elapsed, dict(statuses), latencies)
+    return Burst(len(results), ok, elapsed, dict(statuses), latencies, retries)

@@ -37,7 +37,12 @@ TARGETS = [
     Target("signin_per_s", "Sign-in, returning user (code check + session), per s", ">=", 200, "/s"),
     Target("signup_per_s", "Sign-in with a new phone (registers the user), per s", ">=", 200, "/s"),
     Target("rss_mb", "Server RSS after the run (server + children)", "<", 250, "MB"),
-    Target("startup_s", "Startup: launch → `/readyz` 200 (median, fresh data dir)", "<", 3, "s"),
+    Target(
+        "startup_s", "Startup: launch → `/readyz` 200, fresh data dir, as installed (median)", "<", 3, "s"
+    ),
+    Target(
+        "startup_cached_s", "Startup as above with compiled bytecode (`.pyc`) available (median)", "<", 3, "s"
+    ),
 ]
 
 
@@ -53,7 +58,17 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
         "signin_per_s": res["sign_in"]["signin"]["per_s"],
         "signup_per_s": res["sign_in"]["signup"]["per_s"],
         "rss_mb": res["rss_after_run"]["rss_mb"],
-        "startup_s": res["startup"]["median_s"],
+        "healthz_cpu_ms": healthz["server_cpu_ms_per_req"],
+        "me_cpu_ms": me["server_cpu_ms_per_req"],
+        "me_ratio_cpu": (
+            round(healthz["server_cpu_ms_per_req"] / me["server_cpu_ms_per_req"], 4)
+            if healthz["server_cpu_ms_per_req"] and me["server_cpu_ms_per_req"]
+            else None
+        ),
+        "signin_cpu_ms": res["sign_in"]["signin"].get("server_cpu_ms_per_req"),
+        "signup_cpu_ms": res["sign_in"]["signup"].get("server_cpu_ms_per_req"),
+        "startup_s": res["startup"]["as_installed"]["median_s"],
+        "startup_cached_s": res["startup"]["bytecode_cached"]["median_s"],
     }
     problems = []
     for label, run in http.items():
@@ -62,6 +77,11 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
             problems.append(f"{label}: {run['non_2xx_3xx']} error responses, {errors} socket errors")
     for kind in ("signup", "signin"):
         burst = res["sign_in"][kind]
+        if burst.get("stale_connection_retries"):
+            problems.append(
+                f"{kind}: the server closed {burst['stale_connection_retries']} kept-alive connections after "
+                "an unhandled exception (those requests were re-sent on a new connection)"
+            )
         if burst["ok"] != burst["attempted"]:
             problems.append(
                 f"{kind}: only {burst['ok']} of {burst['attempted']} succeeded {burst['statuses']}"
@@ -88,7 +108,7 @@ def _fmt(key: str, value: float | None) -> str:
         return f"{value:.2f} ms"
     if key == "rss_mb":
         return f"{value:.1f} MB"
-    if key == "startup_s":
+    if key.startswith("startup"):
         return f"{value:.2f} s"
     return f"{value:,.1f}/s"
 
@@ -116,7 +136,7 @@ def console_table(res: dict[str, Any]) -> str:
 
 
 def latest_results(directory: Path) -> list[dict[str, Any]]:
-    """The newest full (non-quick) result per backend configuration."""
+    """The newest full (non-quick) result of the working tree per backend configuration."""
     latest: dict[tuple[str, bool], dict[str, Any]] = {}
     for path in sorted(directory.glob("*.json")):
         try:
@@ -125,6 +145,8 @@ def latest_results(directory: Path) -> list[dict[str, Any]]:
             continue
         if res.get("quick") or "summary" not in res:
             continue
+        if (res.get("source") or {}).get("kind", "working tree") != "working tree":
+            continue  # runs of other code (--src-ref, --src-dir) are comparisons, not this checkout's figures
         key = (res["backend"], bool(res.get("redis")))
         if key not in latest or res["date"] >= latest[key]["date"]:
             latest[key] = res
@@ -136,8 +158,18 @@ def _source(res: dict[str, Any]) -> str:
     src, m = res.get("source") or {}, res["machine"]
     if src.get("kind") == "git archive":
         return f"Code: `src/` of `{src['ref']}` (commit `{src['commit']}`)"
+    if src.get("kind") == "directory":
+        return f"Code: the copy of `src/` in `{src['ref']}` (an experiment, not this checkout)"
     dirty = " plus uncommitted changes in `src/`" if m["src_dirty"] else ""
     return f"Code: the working tree at commit `{m['git_commit']}`{dirty}"
+
+
+def _startups(st: dict[str, Any]) -> str:
+    parts = []
+    for x in st["samples"]:
+        migrate = f", migrations {x['migrate_s']} s" if x.get("migrate_s") is not None else ""
+        parts.append(f"{x['wall_s']:.2f} s ({x['cpu_s']:.2f} s CPU{migrate})")
+    return "; ".join(parts)
 
 
 def _section(res: dict[str, Any]) -> list[str]:
@@ -151,12 +183,32 @@ def _section(res: dict[str, Any]) -> list[str]:
         f"{_source(res)}. "
         f"Load average before/after: {res['loadavg_before'][0]:.2f} / {res['loadavg_after'][0]:.2f}."
     )
+    load = res["loadavg_before"][0]
+    if load > m["nproc"] * 0.5:
+        out += [
+            "",
+            f"> **The machine was busy** (load average {load:.1f} on {m['nproc']} CPUs when the run "
+            "started): req/s and latencies are pessimistic. The server-CPU-per-request figures depend much "
+            "less on other load.",
+        ]
     out += ["", "| Metric | Value | Target | Result |", "|---|---:|---:|:---:|"]
     out.append(f"| `GET /healthz` req/s (32 conns) | {_fmt('x', v['healthz_rps'])} | | |")
     out.append(f"| `GET /api/v1/me` req/s (32 conns) | {_fmt('x', v['me_rps'])} | | |")
     for t in TARGETS:
         out.append(f"| {t.label} | {_fmt(t.key, v[t.key])} | {t.text()} | {_verdict(s['pass'][t.key])} |")
     out.append(f"| `GET /api/v1/me` p50 latency (8 conns) | {_fmt('me_p50_ms', v['me_p50_ms'])} | | |")
+    if v.get("me_cpu_ms"):
+        cpu = f"{v['healthz_cpu_ms']} / {v['me_cpu_ms']} ms"
+        out.append(f"| Server CPU per request, `/healthz` / `/api/v1/me` | {cpu} | | |")
+        ratio = _fmt("me_ratio", v["me_ratio_cpu"])
+        out.append(f"| Ratio from CPU per request (one saturated core) | {ratio} | ≥ 40% | |")
+    if v.get("signin_cpu_ms"):
+        cpu = f"{v['signin_cpu_ms']} / {v['signup_cpu_ms']} ms"
+        out.append(f"| Server CPU per sign-in, returning / new phone | {cpu} | | |")
+        per_core = f"{1000 / v['signin_cpu_ms']:,.0f}/s"
+        out.append(
+            f"| Returning sign-ins/s from CPU per sign-in (one saturated core) | {per_core} | ≥ 200 /s | |"
+        )
     out += ["", "<details><summary>Details</summary>", ""]
     out += ["| wrk run | ok req/s | p50 | p90 | p99 | max | errors | server CPU ms/req | server CPU use |"]
     out += ["|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -168,22 +220,26 @@ def _section(res: dict[str, Any]) -> list[str]:
             f"{lat.get('p99', 0):.2f} ms | {lat.get('max', 0):.2f} ms | {errs} | "
             f"{run['server_cpu_ms_per_req']} | {run['server_cpu_util'] * 100:.0f}% |"
         )
-    out += ["", "| Sign-in burst | ok / attempted | per s | p50 | p99 | statuses |"]
-    out += ["|---|---:|---:|---:|---:|---|"]
+    out += ["", "| Sign-in burst | ok / attempted | per s | p50 | p99 | server CPU ms/req | statuses |"]
+    out += ["|---|---:|---:|---:|---:|---:|---|"]
     for kind, label in (("signup", "new phone (registers)"), ("signin", "returning user")):
         b = si[kind]
+        statuses = ", ".join(f"{k}: {n}" for k, n in sorted(b["statuses"].items()))
+        cpu = b.get("server_cpu_ms_per_req", "–")
         out.append(
             f"| {label} | {b['ok']} / {b['attempted']} | {b['per_s']:,.1f} | {b['p50_ms']} ms "
-            f"| {b['p99_ms']} ms | {', '.join(f'{k}: {n}' for k, n in sorted(b['statuses'].items()))} |"
+            f"| {b['p99_ms']} ms | {cpu} | {statuses} |"
         )
     rss = res["rss_after_start"]["rss_mb"], res["rss_after_http"]["rss_mb"], res["rss_after_run"]["rss_mb"]
     out += [
         "",
         f"- Sign-in bursts: {si['phones']} phones, {si['concurrency']} concurrent keep-alive connections; "
-        f"codes pre-created at {si['setup_codes_per_s']:,.1f}/s (request + outbox read).",
+        f"codes pre-created beforehand at {si['signup'].get('setup_codes_per_s', '?')}/s and "
+        f"{si['signin'].get('setup_codes_per_s', '?')}/s (code request + outbox reads, not timed).",
         f"- RSS after start / after the wrk runs / after the sign-ins: {rss[0]} / {rss[1]} / {rss[2]} MB "
         f"(peak {res['rss_after_run']['peak_rss_mb']} MB, {res['rss_after_run']['threads']} threads).",
-        f"- Startup samples: {', '.join(f'{x:.2f} s' for x in res['startup']['samples_s'])}.",
+        f"- Startup, as installed: {_startups(res['startup']['as_installed'])}.",
+        f"- Startup with a warm `.pyc` cache: {_startups(res['startup']['bytecode_cached'])}.",
         f"- wrk: {cfg['wrk_threads']} threads, {cfg['duration_s']} s per run "
         f"after {cfg['warmup_s']} s warm-up.",
     ]
@@ -200,8 +256,13 @@ METHOD = """\
 1. Launches `python -m huirongke.cli serve --port <free port>` with a fresh `HRK_DATA_DIR` (a temp dir),
    `HRK_ENV=dev`, `HRK_LOG_LEVEL=WARNING` and, for PostgreSQL, `HRK_DATABASE_URL` pointing at a database the
    harness `CREATE`s for the run and `DROP`s afterwards. Startup is the time from `Popen` until `/readyz`
-   answers 200 (includes interpreter start, imports and the migrations of the empty database); two more cold
-   starts on fresh data dirs give the median.
+   answers 200 (interpreter start, imports, migrations of the empty database, app start-up), measured
+   on fresh data dirs (and databases) twice over: *as installed*, i.e. with the interpreter environment
+   inherited unchanged (this checkout's venv holds no `.pyc` files and the shell sets
+   `PYTHONDONTWRITEBYTECODE=1`, so every start compiles every module from source), and with a warm bytecode
+   cache (`PYTHONPYCACHEPREFIX` in a temp dir), which is what a deployment built with
+   `uv sync --compile-bytecode` gets. The server's CPU seconds at readiness are recorded too: unlike the
+   wall time, they hardly depend on what else the machine is doing.
 2. Signs a user up through the real API (`POST /api/v1/auth/sms-codes` → `GET /api/v1/dev/sms-outbox` →
    `POST /api/v1/auth/sessions` with `accept_policy_version` from `GET /api/v1/privacy/policy`).
 3. wrk (`-t2 --latency --timeout 5s`): a discarded warm-up, then `/healthz` and `/api/v1/me`
@@ -221,7 +282,7 @@ else running at the time (see the load averages). Treat small differences betwee
 """
 
 
-def render_markdown(results: list[dict[str, Any]]) -> str:
+def render_markdown(results: list[dict[str, Any]], findings: str | None = None) -> str:
     out = [
         "# Benchmarks",
         "",
@@ -242,5 +303,7 @@ def render_markdown(results: list[dict[str, Any]]) -> str:
     out.append("")
     for res in results:
         out += _section(res)
+    if findings:
+        out += [findings.strip(), ""]
     out.append(METHOD)
     return "\n".join(out)

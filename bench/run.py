@@ -17,6 +17,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -25,24 +26,19 @@ from pathlib import Path
 from typing import Any
 
 from bench import client, report
-from bench.server import PgAdmin, Server, running_server, source_snapshot
+from bench.server import PgAdmin, Server, cpu_seconds, running_server, source_snapshot
 from bench.wrk import find_wrk, run_wrk, wrk_version
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DOCS = ROOT / "docs" / "benchmarks.md"
+FINDINGS = ROOT / "bench" / "findings.md"  # hand-written analysis, copied into docs/benchmarks.md
 BENCH_PHONE = "13800138000"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def log(msg: str) -> None:
     print(msg, flush=True)
-
-
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of the process (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _loadavg() -> list[float]:
@@ -97,9 +93,9 @@ def measure_http(srv: Server, wrk: str, token: str, duration: int, warmup: int) 
     }
     out: dict[str, Any] = {}
     for label, (url, conns, headers) in runs.items():
-        cpu0 = _cpu_seconds(srv.proc.pid)
+        cpu0 = cpu_seconds(srv.proc.pid)
         res = run_wrk(wrk, label, url, connections=conns, duration_s=duration, headers=headers)
-        cpu = _cpu_seconds(srv.proc.pid) - cpu0
+        cpu = cpu_seconds(srv.proc.pid) - cpu0
         d = res.as_dict()
         d["server_cpu_s"] = round(cpu, 2)
         d["server_cpu_ms_per_req"] = round(cpu * 1000 / res.requests, 3) if res.requests else None
@@ -120,41 +116,85 @@ def measure_sign_in(srv: Server, count: int, concurrency: int) -> dict[str, Any]
     port = srv.port
     phones = client.bench_phones(count)
 
+    pid = srv.proc.pid
+
+    async def burst(accept_policy_version: int | None) -> dict[str, Any]:
+        log(f"  setup: {count} codes through POST /auth/sms-codes + GET /dev/sms-outbox ...")
+        codes, prep_s = await client.prepare_codes(port, phones, concurrency=8)
+        log(f"  setup done in {prep_s:.1f}s; firing {count} sign-ins, {concurrency} at a time")
+        cpu0 = cpu_seconds(pid)
+        result = await client.sign_in_burst(port, phones, codes, concurrency, accept_policy_version)
+        cpu = cpu_seconds(pid) - cpu0
+        out = result.summary()
+        out["server_cpu_ms_per_req"] = round(cpu * 1000 / result.attempted, 2)
+        out["setup_codes_per_s"] = round(count / prep_s, 1)
+        return out
+
     async def go() -> dict[str, Any]:
         conn = client.Conn(port)
         version = await client.policy_version(conn)
         await conn.close()
-        log(f"  setup: {count} codes through POST /auth/sms-codes + GET /dev/sms-outbox ...")
-        codes, prep1 = await client.prepare_codes(port, phones, concurrency=8)
-        log(f"  setup done in {prep1:.1f}s; sign-up burst: {count} new phones, {concurrency} at a time")
-        signup = await client.sign_in_burst(port, phones, codes, concurrency, accept_policy_version=version)
-        log(f"  sign-up  {signup.per_s:7.1f}/s  ({signup.ok}/{signup.attempted} ok, {signup.statuses})")
-        log(f"  setup: {count} fresh codes for the same (now registered) phones ...")
-        codes, prep2 = await client.prepare_codes(port, phones, concurrency=8)
-        signin = await client.sign_in_burst(port, phones, codes, concurrency, accept_policy_version=None)
-        log(f"  sign-in  {signin.per_s:7.1f}/s  ({signin.ok}/{signin.attempted} ok, {signin.statuses})")
-        return {
-            "phones": count,
-            "concurrency": concurrency,
-            "setup_codes_per_s": round(2 * count / (prep1 + prep2), 1),
-            "signup": signup.summary(),
-            "signin": signin.summary(),
-        }
+        signup = await burst(version)  # new phones: this sign-in registers the user
+        log(f"  sign-up  {signup['per_s']:7.1f}/s  ({signup['ok']}/{signup['attempted']} ok)")
+        signin = await burst(None)  # the same phones again: returning users
+        log(f"  sign-in  {signin['per_s']:7.1f}/s  ({signin['ok']}/{signin['attempted']} ok)")
+        return {"phones": count, "concurrency": concurrency, "signup": signup, "signin": signin}
 
-    cpu0 = _cpu_seconds(srv.proc.pid)
-    out = client.run_async(go())
-    out["server_cpu_s_total"] = round(_cpu_seconds(srv.proc.pid) - cpu0, 2)
-    return out
+    return client.run_async(go())
 
 
 def _server_context(
-    stack: ExitStack, backend: str, pg: PgAdmin | None, args: argparse.Namespace, keep_log: Path | None = None
+    stack: ExitStack,
+    backend: str,
+    pg: PgAdmin | None,
+    args: argparse.Namespace,
+    keep_log: Path | None = None,
+    **kwargs: Any,
 ) -> Server:
     database_url = stack.enter_context(pg.fresh_database()) if backend == "postgres" and pg else None
     server = running_server(
-        database_url=database_url, redis_url=args.redis_url, keep_log=keep_log, src_dir=args.src_dir
+        database_url=database_url, redis_url=args.redis_url, keep_log=keep_log, src_dir=args.src_dir, **kwargs
     )
     return stack.enter_context(server)
+
+
+def _startup_sample(srv: Server) -> dict[str, Any]:
+    return {
+        "wall_s": round(srv.startup_s, 3),
+        "cpu_s": round(srv.startup_cpu_s, 2),
+        "migrate_s": srv.migrate_s(),
+    }
+
+
+def _startup_stats(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    walls = [x["wall_s"] for x in samples]
+    return {
+        "samples": samples,
+        "median_s": round(statistics.median(walls), 3),
+        "max_s": round(max(walls), 3),
+        "median_cpu_s": round(statistics.median(x["cpu_s"] for x in samples), 2),
+    }
+
+
+def measure_startups(
+    backend: str, pg: PgAdmin | None, args: argparse.Namespace, runs: int, first: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Cold starts on fresh data dirs (and databases): as installed, then with a warm .pyc cache."""
+    as_installed = [first] if first else []
+    while len(as_installed) < runs:
+        with ExitStack() as stack:
+            srv = _server_context(stack, backend, pg, args, stop_grace_s=1.0)
+            as_installed.append(_startup_sample(srv))
+        log(f"  startup (as installed) {len(as_installed)}/{runs}: {as_installed[-1]}")
+    cached: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="hrk-pyc-") as pyc:
+        for i in range(runs + 1):  # the first start only fills the cache
+            with ExitStack() as stack:
+                srv = _server_context(stack, backend, pg, args, stop_grace_s=1.0, bytecode_cache=Path(pyc))
+                if i:
+                    cached.append(_startup_sample(srv))
+                    log(f"  startup (bytecode cached) {i}/{runs}: {cached[-1]}")
+    return {"as_installed": _startup_stats(as_installed), "bytecode_cached": _startup_stats(cached)}
 
 
 def run_backend(backend: str, args: argparse.Namespace, wrk: str, pg: PgAdmin | None) -> dict[str, Any]:
@@ -178,12 +218,11 @@ def run_backend(backend: str, args: argparse.Namespace, wrk: str, pg: PgAdmin | 
     }
     if backend == "postgres" and pg:
         result["postgres_version"] = pg.server_version()
-    startups: list[float] = []
     with ExitStack() as stack:
         log(f"[{backend}] starting huirongke serve on a fresh data dir ...")
         keep_log = RESULTS / f"server-{backend}.log"
         srv = _server_context(stack, backend, pg, args, keep_log)
-        startups.append(srv.startup_s)
+        first_start = _startup_sample(srv)
         log(f"  server log: bench/results/{keep_log.name}")
         log(f"  ready (/readyz 200) after {srv.startup_s:.2f}s; pid {srv.proc.pid}, port {srv.port}")
         result["rss_after_start"] = srv.memory()
@@ -201,16 +240,7 @@ def run_backend(backend: str, args: argparse.Namespace, wrk: str, pg: PgAdmin | 
     result["shutdown"] = srv.stop_info
     if not srv.stop_info.get("sigterm_stopped"):
         log(f"  !! the server did not exit on SIGTERM: {srv.stop_info}")
-    for i in range(1, args.startup_runs):
-        with ExitStack() as stack:
-            srv = _server_context(stack, backend, pg, args)
-            startups.append(srv.startup_s)
-            log(f"  startup probe {i + 1}/{args.startup_runs}: {srv.startup_s:.2f}s")
-    result["startup"] = {
-        "samples_s": [round(s, 3) for s in startups],
-        "median_s": round(statistics.median(startups), 3),
-        "max_s": round(max(startups), 3),
-    }
+    result["startup"] = measure_startups(backend, pg, args, args.startup_runs, first_start)
     result["loadavg_after"] = _loadavg()
     result["summary"] = report.summarize(result)
     return result
@@ -231,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="benchmark src/ as of this git ref (extracted with git archive) instead of the working tree",
     )
+    p.add_argument(
+        "--src-dir", type=Path, default=None, help="benchmark this copy of src/ (e.g. an experiment) instead"
+    )
     p.add_argument("--quick", action="store_true", help="3s runs, 300 phones, 1 startup: a smoke test")
     p.add_argument("--no-docs", action="store_true", help="do not regenerate docs/benchmarks.md")
     args = p.parse_args(argv)
@@ -241,9 +274,16 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--{name.replace('_', '-')} out of range")
 
     with ExitStack() as stack:
-        args.src_dir = None
         args.source = {"kind": "working tree", "ref": None, "commit": None}
-        if args.src_ref:
+        if args.src_ref and args.src_dir:
+            p.error("--src-ref and --src-dir are exclusive")
+        if args.src_dir:
+            args.src_dir = args.src_dir.resolve()
+            if not (args.src_dir / "huirongke" / "__init__.py").exists():
+                p.error(f"{args.src_dir} holds no huirongke package")
+            args.source = {"kind": "directory", "ref": str(args.src_dir), "commit": None}
+            log(f"benchmarking {args.src_dir}, not the working tree")
+        elif args.src_ref:
             args.src_dir, commit = stack.enter_context(source_snapshot(ROOT, args.src_ref))
             args.source = {"kind": "git archive", "ref": args.src_ref, "commit": commit[:12]}
             log(f"benchmarking src/ of {args.src_ref} ({commit[:12]}), not the working tree")
@@ -269,6 +309,7 @@ def _run(args: argparse.Namespace) -> int:
                 continue
         res = run_backend(backend, args, wrk, pg)
         tags = ("-redis" if args.redis_url else "") + ("-quick" if args.quick else "")
+        tags += "" if args.source["kind"] == "working tree" else "-other-src"
         name = f"{stamp}-{backend}{tags}.json"
         (RESULTS / name).write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         log(f"  wrote bench/results/{name}")
@@ -276,8 +317,9 @@ def _run(args: argparse.Namespace) -> int:
         done.append(res)
     if not done:
         return 2
-    if not args.no_docs and not args.quick:
-        DOCS.write_text(report.render_markdown(report.latest_results(RESULTS)), encoding="utf-8")
+    if not args.no_docs and not args.quick and args.source["kind"] == "working tree":
+        findings = FINDINGS.read_text(encoding="utf-8") if FINDINGS.exists() else None
+        DOCS.write_text(report.render_markdown(report.latest_results(RESULTS), findings), encoding="utf-8")
         log(f"regenerated {DOCS.relative_to(ROOT)}")
     return 0
 

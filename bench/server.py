@@ -4,6 +4,7 @@ time it until /readyz answers 200, measure its RSS, and tear everything down aga
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -125,6 +126,7 @@ class Server:
     log_path: Path
     proc: subprocess.Popen[bytes]
     startup_s: float = 0.0
+    startup_cpu_s: float = 0.0
     env: dict[str, str] = field(default_factory=dict)
     stop_info: dict[str, Any] = field(default_factory=dict)
 
@@ -134,6 +136,11 @@ class Server:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def migrate_s(self) -> float | None:
+        """`serve` prints its own time to migrate ("迁移用时 0.1s"), counted from after its imports."""
+        m = re.search(r"迁移用时 ([\d.]+)s", self.log_tail(200))
+        return float(m.group(1)) if m else None
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -191,6 +198,15 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _status_kb(pid: int, key: str) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -217,8 +233,15 @@ def running_server(
     redis_url: str | None = None,
     keep_log: Path | None = None,
     src_dir: Path | None = None,
+    bytecode_cache: Path | None = None,
+    stop_grace_s: float = 5.0,
 ) -> Iterator[Server]:
-    """Launch `python -m huirongke.cli serve` with a fresh HRK_DATA_DIR; time it until /readyz is 200."""
+    """Launch `python -m huirongke.cli serve` with a fresh HRK_DATA_DIR; time it until /readyz is 200.
+
+    The interpreter environment is inherited as is (this checkout's venv has no .pyc files and the
+    shell may set PYTHONDONTWRITEBYTECODE=1, so every start compiles every module). `bytecode_cache`
+    instead lets Python write and reuse .pyc files under that directory (PYTHONPYCACHEPREFIX), which is
+    what a deployment built with `uv sync --compile-bytecode` gets, without touching the venv."""
     with tempfile.TemporaryDirectory(prefix="hrk-bench-") as tmp:
         tmp_path = Path(tmp)
         data_dir = tmp_path / "data"
@@ -230,6 +253,9 @@ def running_server(
         env = _clean_env(extra)
         if src_dir is not None:  # benchmark another copy of the code (e.g. a `git archive` snapshot)
             env["PYTHONPATH"] = str(src_dir)
+        if bytecode_cache is not None:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(bytecode_cache)
         port = free_port()
         log_path = tmp_path / "server.log"
         cmd = [sys.executable, "-m", "huirongke.cli", "serve", "--port", str(port)]
@@ -247,6 +273,7 @@ def running_server(
                         raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log_tail()}")
                     if _http_status(port, "/readyz") == 200:
                         server.startup_s = time.perf_counter() - started
+                        server.startup_cpu_s = cpu_seconds(proc.pid)
                         break
                     if time.perf_counter() > deadline:
                         tail = server.log_tail()
@@ -254,7 +281,7 @@ def running_server(
                     time.sleep(0.01)
                 yield server
             finally:
-                server.stop_info = server.stop()
+                server.stop_info = server.stop(stop_grace_s)
                 if keep_log is not None:
                     keep_log.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(log_path, keep_log)

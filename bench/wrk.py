@@ -33,7 +33,8 @@ def find_wrk(wait_s: float = 600.0, poll_s: float = 5.0) -> str:
 
 def wrk_version(wrk: str) -> str:
     out = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10).stdout
-    return out.splitlines()[0].strip() if out else "?"
+    first = out.splitlines()[0] if out else "?"
+    return first.split(" [", 1)[0].replace("debian/", "").strip()  # "wrk debian/4.1.0-3+b2 [epoll] ..."
 
 
 def _ms(text: str) -> float:

@@ -37,7 +37,9 @@ def assert_error_body(r, status: int, code: str | None = None) -> dict[str, Any]
 # --- errors ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("payload", [b'{"phone": ', b"not json", b'{"phone": "138"', b"\xff\xfe", b"{'phone': 1}"])
+@pytest.mark.parametrize(
+    "payload", [b'{"phone": ', b"not json", b'{"phone": "138"', b"\xff\xfe", b"{'phone': 1}"]
+)
 def test_malformed_json_is_400(client, payload):
     r = client.post("/api/v1/auth/sms-codes", content=payload, headers={"Content-Type": "application/json"})
     err = assert_error_body(r, 400, "malformed_json")
@@ -46,7 +48,9 @@ def test_malformed_json_is_400(client, payload):
 
 def test_malformed_json_on_an_authenticated_route(client):
     token, _ = sign_up(client)
-    r = client.patch("/api/v1/me", content=b"{nickname}", headers={**auth(token), "Content-Type": "application/json"})
+    r = client.patch(
+        "/api/v1/me", content=b"{nickname}", headers={**auth(token), "Content-Type": "application/json"}
+    )
     assert_error_body(r, 400, "malformed_json")
 
 
@@ -83,12 +87,26 @@ def test_wrong_types_on_me(client):
 
 @pytest.mark.parametrize(
     "header",
-    [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer garbage", "Token abc", "bearer " + "x" * 500],
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        "Bearer garbage",
+        "Token abc",
+        "bearer " + "x" * 500,
+    ],
 )
 def test_missing_or_garbage_token_is_401(client, header):
     headers = {"Authorization": header} if header is not None else {}
-    for method, path in [("GET", "/api/v1/me"), ("PATCH", "/api/v1/me"), ("GET", "/api/v1/me/sessions"),
-                         ("DELETE", "/api/v1/auth/sessions/current"), ("GET", "/api/v1/users/abc")]:
+    for method, path in [
+        ("GET", "/api/v1/me"),
+        ("PATCH", "/api/v1/me"),
+        ("GET", "/api/v1/me/sessions"),
+        ("DELETE", "/api/v1/auth/sessions/current"),
+        ("GET", "/api/v1/users/abc"),
+    ]:
         r = client.request(method, path, headers=headers, json={} if method == "PATCH" else None)
         err = assert_error_body(r, 401)
         assert err["code"] in {"unauthorized", "invalid_token"}
@@ -167,9 +185,17 @@ def test_openapi_is_served(client):
     r = client.get("/api/openapi.json")
     assert r.status_code == 200
     paths = r.json()["paths"]
-    for path in ["/api/v1/auth/sms-codes", "/api/v1/auth/sessions", "/api/v1/auth/sessions/current", "/api/v1/me",
-                 "/api/v1/me/privacy-settings", "/api/v1/users/{user_id}", "/api/v1/privacy/policy",
-                 "/api/v1/privacy/policy-agreements", "/api/v1/media"]:
+    for path in [
+        "/api/v1/auth/sms-codes",
+        "/api/v1/auth/sessions",
+        "/api/v1/auth/sessions/current",
+        "/api/v1/me",
+        "/api/v1/me/privacy-settings",
+        "/api/v1/users/{user_id}",
+        "/api/v1/privacy/policy",
+        "/api/v1/privacy/policy-agreements",
+        "/api/v1/media",
+    ]:
         assert path in paths
 
 
@@ -219,8 +245,14 @@ def test_logs_hold_no_phone_number_id_number_or_token(client, log_stream):
     id17 = "11010519491231002"
     id_number = id17 + checksum_char(id17)
     # a sign-up through every accepted form, a failed try, a query string with the phone, a real-name
-    token, user = sign_up(client, "+86 138 0013 8000", model="vivo X100", os_version="Android 14",
-                          device_id="vivo-1", network_type="wifi")
+    token, user = sign_up(
+        client,
+        "+86 138 0013 8000",
+        model="vivo X100",
+        os_version="Android 14",
+        device_id="vivo-1",
+        network_type="wifi",
+    )
     client.get("/api/v1/dev/sms-outbox", params={"phone": PHONE})
     client.post("/api/v1/auth/sessions", json={"phone": PHONE, "code": "000000"})
     client.post("/api/v1/auth/sms-codes", json={"phone": "+8613800138000"})
@@ -230,8 +262,17 @@ def test_logs_hold_no_phone_number_id_number_or_token(client, log_stream):
     client.get("/api/v1/me", headers=auth("garbage-token-value"))
     output = log_stream.getvalue()
     assert output, "the access log should have recorded the requests"
-    for needle in ["13800138000", "8613800138000", "138 0013 8000", id_number, id17, token, "王小明", "vivo-1",
-                   "garbage-token-value"]:
+    for needle in [
+        "13800138000",
+        "8613800138000",
+        "138 0013 8000",
+        id_number,
+        id17,
+        token,
+        "王小明",
+        "vivo-1",
+        "garbage-token-value",
+    ]:
         assert needle not in output, f"{needle!r} leaked into the logs"
     # and the logs are JSON lines that name the paths, not the query strings
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
@@ -245,8 +286,9 @@ def test_logs_redact_personal_data_passed_by_mistake(client, log_stream):
 
     import structlog
 
-    structlog.get_logger("test").info("careless", phone="13800138000", note="call 13800138000 now",
-                                      auth_header="Bearer abc.def-ghi")
+    structlog.get_logger("test").info(
+        "careless", phone="13800138000", note="call 13800138000 now", auth_header="Bearer abc.def-ghi"
+    )
     logging.getLogger("stdlib").warning("user +86 138-0013-8000 signed in")
     output = log_stream.getvalue()
     assert "13800138000" not in output and "138-0013-8000" not in output

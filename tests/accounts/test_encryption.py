@@ -72,11 +72,17 @@ def grant(client, token: str, purpose: str) -> None:
 
 @pytest.fixture
 def signed_up(client):
-    token, user = sign_up(client, PHONE, model="Redmi K70", os_version="Android 14", device_id="redmi-1",
-                          network_type="wifi")
+    token, user = sign_up(
+        client, PHONE, model="Redmi K70", os_version="Android 14", device_id="redmi-1", network_type="wifi"
+    )
     h = auth(token)
-    assert client.patch("/api/v1/me", json={"nickname": "小马", "region": "福建省厦门市"}, headers=h).status_code == 200
-    assert client.patch("/api/v1/me/privacy-settings", json={"show_phone": True}, headers=h).status_code == 200
+    assert (
+        client.patch("/api/v1/me", json={"nickname": "小马", "region": "福建省厦门市"}, headers=h).status_code
+        == 200
+    )
+    assert (
+        client.patch("/api/v1/me/privacy-settings", json={"show_phone": True}, headers=h).status_code == 200
+    )
     assert client.put("/api/v1/me/password", json={"password": "secret123"}, headers=h).status_code == 204
     r = client.post("/api/v1/auth/sessions", json={"phone": "+86 138 0013 8000", "password": "secret123"})
     assert r.status_code == 201

@@ -115,7 +115,9 @@ def test_nickname_length_and_emptiness(client, me, nickname):
     assert client.get("/api/v1/me", headers=h).json()["nickname"] == "原名"
 
 
-@pytest.mark.parametrize("nickname", ["a\x00b", "小\u200b明", "tab\there", "bell\x07", "新\nline", "rtl\u202e"])
+@pytest.mark.parametrize(
+    "nickname", ["a\x00b", "小\u200b明", "tab\there", "bell\x07", "新\nline", "rtl\u202e"]
+)
 def test_nickname_control_characters_are_rejected(client, me, nickname):
     h, _ = me
     assert_error(patch(client, h, nickname=nickname), 422)
@@ -198,13 +200,19 @@ def test_region(client, me):
 
 def test_several_fields_at_once_and_partial_updates(client, me):
     h, _ = me
-    r = patch(client, h, nickname="小张", gender="female", birthday="1988-08-08", tags=["保险"], region="上海市")
+    r = patch(
+        client, h, nickname="小张", gender="female", birthday="1988-08-08", tags=["保险"], region="上海市"
+    )
     assert r.status_code == 200
     r = patch(client, h, nickname="张经理")
     body = r.json()
     assert body["nickname"] == "张经理"
-    assert (body["gender"], body["birthday"], body["tags"], body["region"]) == ("female", "1988-08-08", ["保险"],
-                                                                                "上海市")
+    assert (body["gender"], body["birthday"], body["tags"], body["region"]) == (
+        "female",
+        "1988-08-08",
+        ["保险"],
+        "上海市",
+    )
 
 
 def test_one_bad_field_changes_nothing(client, me):
@@ -213,8 +221,10 @@ def test_one_bad_field_changes_nothing(client, me):
     assert client.get("/api/v1/me", headers=h).json()["nickname"] is None
 
 
-@pytest.mark.parametrize("field", [{"phone": "13900139000"}, {"id": "x"}, {"has_password": True},
-                                   {"show_phone": True}, {"nick_name": "x"}])
+@pytest.mark.parametrize(
+    "field",
+    [{"phone": "13900139000"}, {"id": "x"}, {"has_password": True}, {"show_phone": True}, {"nick_name": "x"}],
+)
 def test_unknown_or_readonly_fields_are_422(client, me, field):
     h, _ = me
     assert_error(patch(client, h, **field), 422)
@@ -243,7 +253,9 @@ def test_avatar_of_another_user_is_404_like_a_missing_one(client, me, other):
     oh, _ = other
     theirs = upload(client, oh)
     foreign = assert_error(patch(client, h, avatar_media_id=theirs["id"]), 404, "media_not_found")
-    missing = assert_error(patch(client, h, avatar_media_id="nosuchmedia00000000000000"), 404, "media_not_found")
+    missing = assert_error(
+        patch(client, h, avatar_media_id="nosuchmedia00000000000000"), 404, "media_not_found"
+    )
     assert foreign == missing
     assert client.get("/api/v1/me", headers=h).json()["avatar_media_id"] is None
 
@@ -257,7 +269,9 @@ def test_privacy_settings_defaults_and_switches(client, me):
     assert r.json() == {"show_phone": False, "show_region": False, "personalized_recommendations": True}
     r = client.patch("/api/v1/me/privacy-settings", json={"show_phone": True}, headers=h)
     assert r.json() == {"show_phone": True, "show_region": False, "personalized_recommendations": True}
-    r = client.patch("/api/v1/me/privacy-settings", json={"show_region": True, "show_phone": False}, headers=h)
+    r = client.patch(
+        "/api/v1/me/privacy-settings", json={"show_region": True, "show_phone": False}, headers=h
+    )
     assert r.json() == {"show_phone": False, "show_region": True, "personalized_recommendations": True}
     assert client.get("/api/v1/me/privacy-settings", headers=h).json()["show_region"] is True
     assert_error(client.patch("/api/v1/me/privacy-settings", json={"show_phone": "maybe"}, headers=h), 422)
@@ -267,7 +281,10 @@ def test_privacy_settings_defaults_and_switches(client, me):
 def test_public_profile_hides_phone_and_region_by_default(client, me, other):
     h, user = me
     oh, _ = other
-    assert patch(client, h, nickname="李经理", region="福建省厦门市", tags=["保险"], gender="male").status_code == 200
+    assert (
+        patch(client, h, nickname="李经理", region="福建省厦门市", tags=["保险"], gender="male").status_code
+        == 200
+    )
     r = client.get(f"/api/v1/users/{user['id']}", headers=oh)
     assert r.status_code == 200
     body = r.json()
@@ -287,16 +304,22 @@ def test_public_profile_shows_phone_and_region_when_switched_on(client, me, othe
     h, user = me
     oh, _ = other
     assert patch(client, h, region="福建省厦门市").status_code == 200
-    assert client.patch("/api/v1/me/privacy-settings", json={"show_phone": True}, headers=h).status_code == 200
+    assert (
+        client.patch("/api/v1/me/privacy-settings", json={"show_phone": True}, headers=h).status_code == 200
+    )
     body = client.get(f"/api/v1/users/{user['id']}", headers=oh).json()
     assert body["phone"] == "+8613800138000"
     assert "region" not in body
-    assert client.patch("/api/v1/me/privacy-settings", json={"show_region": True}, headers=h).status_code == 200
+    assert (
+        client.patch("/api/v1/me/privacy-settings", json={"show_region": True}, headers=h).status_code == 200
+    )
     body = client.get(f"/api/v1/users/{user['id']}", headers=oh).json()
     assert body["phone"] == "+8613800138000"
     assert body["region"] == "福建省厦门市"
     # switching off hides them again at once
-    r = client.patch("/api/v1/me/privacy-settings", json={"show_phone": False, "show_region": False}, headers=h)
+    r = client.patch(
+        "/api/v1/me/privacy-settings", json={"show_phone": False, "show_region": False}, headers=h
+    )
     assert r.status_code == 200
     body = client.get(f"/api/v1/users/{user['id']}", headers=oh).json()
     assert "phone" not in body and "region" not in body
@@ -358,13 +381,17 @@ def test_real_name_submission_is_pending_and_masked(client, me):
     assert ID_NUMBER not in r.text and "王小明" not in r.text
     me_body = client.get("/api/v1/me", headers=h).json()
     assert me_body["real_name"]["status"] == "pending"
-    assert client.get("/api/v1/me/real-name", headers=h).json()["id_number_masked"] == body["id_number_masked"]
+    assert (
+        client.get("/api/v1/me/real-name", headers=h).json()["id_number_masked"] == body["id_number_masked"]
+    )
 
 
 def test_real_name_lowercase_x_is_accepted(client, me):
     h, _ = me
     grant_real_name(client, h)
-    first17 = next(f"11010519491231{i:03d}" for i in range(1000) if checksum_char(f"11010519491231{i:03d}") == "X")
+    first17 = next(
+        f"11010519491231{i:03d}" for i in range(1000) if checksum_char(f"11010519491231{i:03d}") == "X"
+    )
     r = submit(client, h, id_number=first17 + "x")
     assert r.status_code == 201, r.text
     assert r.json()["id_number_masked"].endswith("X")
@@ -392,7 +419,9 @@ def test_verified_real_name_is_locked(client, ctx, me, other):
     assert body["status"] == "verified"
     assert body["verified_at"] is not None
     assert client.get(f"/api/v1/users/{user['id']}", headers=oh).json()["real_name_verified"] is True
-    err = assert_error(submit(client, h, name="李四", id_number=valid_id("44030419800101123")), 409, "real_name_locked")
+    err = assert_error(
+        submit(client, h, name="李四", id_number=valid_id("44030419800101123")), 409, "real_name_locked"
+    )
     assert err["message"]
     assert_error(submit(client, h), 409, "real_name_locked")
     body = client.get("/api/v1/me/real-name", headers=h).json()

@@ -190,7 +190,9 @@ def test_new_phone_without_policy_consent_is_428_and_keeps_the_code(client, ctx)
     version = policy_version(client)
     assert err["details"]["current_version"] == version
     # an outdated or made-up version is no consent either
-    assert_error(sign_in(client, code=code, accept_policy_version=version + 7), 428, "policy_consent_required")
+    assert_error(
+        sign_in(client, code=code, accept_policy_version=version + 7), 428, "policy_consent_required"
+    )
     with ctx.db.session() as s:
         assert s.scalar(text("SELECT count(*) FROM users")) == 0
         row = s.scalars(select(SmsCode)).one()
@@ -209,7 +211,9 @@ def test_wrong_code_counts_down_and_five_wrong_tries_void_the_code(client):
     code = latest_code(client, PHONE)
     version = policy_version(client)
     for left in [4, 3, 2, 1, 0]:
-        err = assert_error(sign_in(client, code=wrong(code), accept_policy_version=version), 400, "invalid_code")
+        err = assert_error(
+            sign_in(client, code=wrong(code), accept_policy_version=version), 400, "invalid_code"
+        )
         assert err["details"]["attempts_left"] == left
     assert_error(sign_in(client, code=code, accept_policy_version=version), 400, "invalid_code")
     # a new code works again
@@ -229,7 +233,9 @@ def test_expired_code_fails(client):
     assert request_code(client).status_code == 202
     code = latest_code(client, PHONE)
     clock.advance(timedelta(seconds=301))
-    assert_error(sign_in(client, code=code, accept_policy_version=policy_version(client)), 400, "invalid_code")
+    assert_error(
+        sign_in(client, code=code, accept_policy_version=policy_version(client)), 400, "invalid_code"
+    )
 
 
 def test_code_just_before_expiry_works(client):
@@ -261,7 +267,9 @@ def test_a_new_code_voids_the_older_one(client):
 def test_code_of_one_phone_does_not_sign_in_another(client):
     assert request_code(client).status_code == 202
     code = latest_code(client, PHONE)
-    assert_error(sign_in(client, OTHER, code, accept_policy_version=policy_version(client)), 400, "invalid_code")
+    assert_error(
+        sign_in(client, OTHER, code, accept_policy_version=policy_version(client)), 400, "invalid_code"
+    )
 
 
 def test_no_credentials_is_rejected(client):
@@ -310,7 +318,10 @@ def test_password_sign_in(client):
 
 def test_wrong_password_and_unknown_phone_are_alike(client):
     token, _ = sign_up(client)
-    assert client.put("/api/v1/me/password", json={"password": "secret123"}, headers=auth(token)).status_code == 204
+    assert (
+        client.put("/api/v1/me/password", json={"password": "secret123"}, headers=auth(token)).status_code
+        == 204
+    )
     a = assert_error(sign_in(client, password="secret124"), 400, "invalid_credentials")
     b = assert_error(sign_in(client, OTHER, password="secret123"), 400, "invalid_credentials")
     assert a == b  # never reveal which numbers have accounts
@@ -324,15 +335,23 @@ def test_password_rules_and_change(client):
     token, _ = sign_up(client)
     h = auth(token)
     assert client.put("/api/v1/me/password", json={"password": "short1"}, headers=h).status_code == 422
-    assert_error(client.put("/api/v1/me/password", json={"password": "12345678"}, headers=h), 422, "weak_password")
-    assert_error(client.put("/api/v1/me/password", json={"password": "abcdefgh"}, headers=h), 422, "weak_password")
+    assert_error(
+        client.put("/api/v1/me/password", json={"password": "12345678"}, headers=h), 422, "weak_password"
+    )
+    assert_error(
+        client.put("/api/v1/me/password", json={"password": "abcdefgh"}, headers=h), 422, "weak_password"
+    )
     assert client.put("/api/v1/me/password", json={"password": "first1234"}, headers=h).status_code == 204
     # changing it needs the current one
     assert_error(
-        client.put("/api/v1/me/password", json={"password": "second1234"}, headers=h), 400, "current_password_required"
+        client.put("/api/v1/me/password", json={"password": "second1234"}, headers=h),
+        400,
+        "current_password_required",
     )
     assert_error(
-        client.put("/api/v1/me/password", json={"password": "second1234", "current_password": "nope1234"}, headers=h),
+        client.put(
+            "/api/v1/me/password", json={"password": "second1234", "current_password": "nope1234"}, headers=h
+        ),
         400,
         "invalid_credentials",
     )
@@ -346,7 +365,10 @@ def test_password_rules_and_change(client):
 
 def test_password_is_stored_as_argon2_hash(client, ctx):
     token, _ = sign_up(client)
-    assert client.put("/api/v1/me/password", json={"password": "secret123"}, headers=auth(token)).status_code == 204
+    assert (
+        client.put("/api/v1/me/password", json={"password": "secret123"}, headers=auth(token)).status_code
+        == 204
+    )
     with ctx.db.session() as s:
         stored = s.scalar(text("SELECT password_hash FROM users"))
     assert stored.startswith("$argon2id$")
@@ -371,16 +393,23 @@ def test_sign_out_needs_a_token(client):
 
 
 def test_list_sessions_and_devices(client):
-    device = {"model": "HUAWEI Mate 60", "os_version": "HarmonyOS 4.0", "device_id": "dev-abc-123",
-              "network_type": "wifi"}
+    device = {
+        "model": "HUAWEI Mate 60",
+        "os_version": "HarmonyOS 4.0",
+        "device_id": "dev-abc-123",
+        "network_type": "wifi",
+    }
     token, user = sign_up(client, **device)
     code = fresh_code(client)
     r = sign_in(client, code=code, device={**device, "network_type": "5g"})
     assert r.status_code == 201
     second = r.json()["token"]
     code = fresh_code(client)
-    r = sign_in(client, code=code, device={"model": "iPhone 15", "os_version": "iOS 17.5",
-                                           "device_id": "ios-xyz", "network_type": "4g"})
+    r = sign_in(
+        client,
+        code=code,
+        device={"model": "iPhone 15", "os_version": "iOS 17.5", "device_id": "ios-xyz", "network_type": "4g"},
+    )
     assert r.status_code == 201
 
     sessions = client.get("/api/v1/me/sessions", headers=auth(token)).json()
@@ -390,7 +419,16 @@ def test_list_sessions_and_devices(client):
     assert current["device"]["model"] == "HUAWEI Mate 60"
     assert current["login_ip"] == "testclient"
     for s in sessions:
-        assert set(s) >= {"id", "current", "method", "device", "login_ip", "created_at", "last_seen_at", "expires_at"}
+        assert set(s) >= {
+            "id",
+            "current",
+            "method",
+            "device",
+            "login_ip",
+            "created_at",
+            "last_seen_at",
+            "expires_at",
+        }
         assert "token" not in s and "token_hash" not in s
 
     devices = client.get("/api/v1/me/devices", headers=auth(second)).json()
@@ -406,8 +444,13 @@ def test_list_sessions_and_devices(client):
 
 
 def test_device_id_is_pseudonymised_in_storage(client, ctx):
-    sign_up(client, model="Xiaomi 14", os_version="Android 14", device_id="imei-860000000000001",
-            network_type="wifi")
+    sign_up(
+        client,
+        model="Xiaomi 14",
+        os_version="Android 14",
+        device_id="imei-860000000000001",
+        network_type="wifi",
+    )
     with ctx.db.session() as s:
         row = s.scalars(select(Device)).one()
         assert row.device_hash != "imei-860000000000001"
@@ -437,7 +480,9 @@ def test_revoke_one_session(client):
     assert client.get("/api/v1/me", headers=auth(second)).status_code == 401
     assert client.get("/api/v1/me", headers=auth(first)).status_code == 200
     # revoking it again: it is gone
-    assert_error(client.delete(f"/api/v1/me/sessions/{other['id']}", headers=auth(first)), 404, "session_not_found")
+    assert_error(
+        client.delete(f"/api/v1/me/sessions/{other['id']}", headers=auth(first)), 404, "session_not_found"
+    )
     remaining = client.get("/api/v1/me/sessions", headers=auth(first)).json()
     assert [s["id"] for s in remaining] == [next(s for s in sessions if s["current"])["id"]]
 
@@ -447,10 +492,14 @@ def test_revoking_another_users_session_is_404_like_a_missing_one(client):
     clock.advance(timedelta(seconds=61))
     theirs, _ = sign_up(client, OTHER)
     their_id = client.get("/api/v1/me/sessions", headers=auth(theirs)).json()[0]["id"]
-    foreign = assert_error(client.delete(f"/api/v1/me/sessions/{their_id}", headers=auth(mine)), 404,
-                           "session_not_found")
-    missing = assert_error(client.delete("/api/v1/me/sessions/doesnotexist000000000000", headers=auth(mine)), 404,
-                           "session_not_found")
+    foreign = assert_error(
+        client.delete(f"/api/v1/me/sessions/{their_id}", headers=auth(mine)), 404, "session_not_found"
+    )
+    missing = assert_error(
+        client.delete("/api/v1/me/sessions/doesnotexist000000000000", headers=auth(mine)),
+        404,
+        "session_not_found",
+    )
     assert foreign == missing
     assert client.get("/api/v1/me", headers=auth(theirs)).status_code == 200
 

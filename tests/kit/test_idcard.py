@@ -52,7 +52,9 @@ def test_a_changed_check_digit_fails(region, born, seq, replacement):
     assert normalize(head + replacement) is None
 
 
-@given(regions, dates, sequences, st.integers(min_value=0, max_value=16), st.integers(min_value=1, max_value=9))
+@given(
+    regions, dates, sequences, st.integers(min_value=0, max_value=16), st.integers(min_value=1, max_value=9)
+)
 def test_a_changed_body_digit_fails(region, born, seq, position, delta):
     head = first17(region, born, seq)
     number = head + checksum_char(head)

@@ -71,7 +71,9 @@ def test_every_phone_form_the_api_accepts_is_redacted(form):
         return  # the API refuses it, so it is never a user's phone number in our system
     out = redact_text(f"sign-in failed for {form} (retry)")
     ascii_digits = "".join(str(unicodedata.digit(c)) for c in out if unicodedata.digit(c, None) is not None)
-    assert "13800138000" not in ascii_digits, f"{form!r} is accepted as a phone but survives redaction: {out!r}"
+    assert "13800138000" not in ascii_digits, (
+        f"{form!r} is accepted as a phone but survives redaction: {out!r}"
+    )
 
 
 def test_id_numbers():
@@ -91,8 +93,15 @@ def test_bearer_tokens():
 
 
 def test_text_without_personal_data_is_untouched():
-    for text in ["signed_in", "user_id=agrcc6ent5ukowgvpiqsjrf6", "ms=12.5 status=200", "2025-01-01T00:00:00Z",
-                 "count 1380", "order 12345678", "bear with me"]:
+    for text in [
+        "signed_in",
+        "user_id=agrcc6ent5ukowgvpiqsjrf6",
+        "ms=12.5 status=200",
+        "2025-01-01T00:00:00Z",
+        "count 1380",
+        "order 12345678",
+        "bear with me",
+    ]:
         assert redact_text(text) == text
 
 

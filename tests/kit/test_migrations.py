@@ -15,7 +15,9 @@ def test_models_and_migrations_agree(database_url):
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            mc = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": False})
+            mc = MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": False}
+            )
             diff = compare_metadata(mc, Base.metadata)
     finally:
         engine.dispose()

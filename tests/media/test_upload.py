@@ -29,7 +29,9 @@ def h(client) -> dict[str, str]:
     return auth(token)
 
 
-def image_bytes(fmt: str = "PNG", size=(64, 48), mode: str = "RGB", color: Any = (10, 120, 200), **save: Any) -> bytes:
+def image_bytes(
+    fmt: str = "PNG", size=(64, 48), mode: str = "RGB", color: Any = (10, 120, 200), **save: Any
+) -> bytes:
     out = io.BytesIO()
     Image.new(mode, size, color).save(out, format=fmt, **save)
     return out.getvalue()
@@ -52,11 +54,19 @@ def png_header_only(width: int, height: int) -> bytes:
     """A PNG whose header claims the given size, with one tiny compressed row: a decompression bomb shape."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(
-        b"IEND", b""
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
     )
 
 
@@ -203,13 +213,19 @@ def test_missing_file_field_is_422(client, h):
     r = client.post("/api/v1/media", files={"picture": ("a.png", image_bytes(), "image/png")}, headers=h)
     assert_error(r, 422)
     # a plain text field named "file" is not a file
-    r = client.post("/api/v1/media", data={"file": "not a file"},
-                    files={"other": ("b.txt", b"x", "text/plain")}, headers=h)
+    r = client.post(
+        "/api/v1/media",
+        data={"file": "not a file"},
+        files={"other": ("b.txt", b"x", "text/plain")},
+        headers=h,
+    )
     assert_error(r, 422)
 
 
 def test_non_multipart_is_415(client, h):
-    assert_error(client.post("/api/v1/media", content=image_bytes(), headers={**h, "Content-Type": "image/png"}), 415)
+    assert_error(
+        client.post("/api/v1/media", content=image_bytes(), headers={**h, "Content-Type": "image/png"}), 415
+    )
     assert_error(client.post("/api/v1/media", json={"file": "aGVsbG8="}, headers=h), 415)
     assert_error(client.post("/api/v1/media", headers=h), 415)
 
@@ -217,7 +233,7 @@ def test_non_multipart_is_415(client, h):
 def test_broken_multipart_is_4xx(client, h):
     r = client.post(
         "/api/v1/media",
-        content=b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\nabc",
+        content=b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\nabc',
         headers={**h, "Content-Type": "multipart/form-data; boundary=xyz"},
     )
     assert 400 <= r.status_code < 500, r.text
@@ -225,7 +241,10 @@ def test_broken_multipart_is_4xx(client, h):
     assert 400 <= r.status_code < 500, r.text
 
 
-@pytest.mark.parametrize(("width", "height"), [(100_000, 100_000), (7_000, 7_000), (65_535, 65_535), (1, 50_000_000), (50_000, 1_000)])
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(100_000, 100_000), (7_000, 7_000), (65_535, 65_535), (1, 50_000_000), (50_000, 1_000)],
+)
 def test_decompression_bomb_is_refused_without_500(client, h, width, height):
     r = post_file(client, h, png_header_only(width, height))
     assert r.status_code in (413, 415), r.text
@@ -236,3 +255,53 @@ def test_several_files_are_refused(client, h):
     files = [("file", ("a.png", image_bytes(), "image/png")), ("file", ("b.png", image_bytes(), "image/png"))]
     r = client.post("/api/v1/media", files=files, headers=h)
     assert 400 <= r.status_code < 500 or r.status_code == 201
+
+
+def test_upload_without_content_length_is_not_read_to_the_end(client, h):
+    """A chunked upload (no Content-Length) must be cut off near the limit, not spooled in full."""
+    import asyncio
+
+    boundary = b"hrkboundary"
+    head = (
+        b"--" + boundary + b"\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="big.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n"
+    )
+    chunk = b"\x00" * 65536
+    total_chunks = 400  # 26 MB, far above the 200 kB limit
+    sent = {"bytes": 0, "chunks": 0}
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if sent["chunks"] == 0:
+            sent["chunks"] += 1
+            sent["bytes"] += len(head)
+            return {"type": "http.request", "body": head, "more_body": True}
+        if sent["chunks"] <= total_chunks:
+            sent["chunks"] += 1
+            sent["bytes"] += len(chunk)
+            return {"type": "http.request", "body": chunk, "more_body": True}
+        if sent["chunks"] == total_chunks + 1:
+            sent["chunks"] += 1
+            return {"type": "http.request", "body": b"\r\n--" + boundary + b"--\r\n", "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    headers = [
+        (b"host", b"testserver"),
+        (b"content-type", b"multipart/form-data; boundary=" + boundary),
+        (b"transfer-encoding", b"chunked"),
+        (b"authorization", h["Authorization"].encode()),
+    ]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/api/v1/media", "raw_path": b"/api/v1/media", "root_path": "", "query_string": b"",
+        "headers": headers, "client": ("testclient", 50000), "server": ("testserver", 80), "state": {},
+    }
+    asyncio.run(client.app(scope, receive, send))
+    status = next(m["status"] for m in messages if m["type"] == "http.response.start")
+    assert status == 413
+    assert sent["bytes"] < LIMIT + 2 * 1024 * 1024, f"read {sent['bytes']} bytes of an over-limit upload"

@@ -5,12 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
-from conftest import auth, sign_up
-from huirongke.privacy import registry
-from huirongke.privacy.models import AccountCancellation, DataExport, DataKey
-from huirongke.privacy.residue import scan
 from privacy_support import (
     ID_NUMBER,
     OTHER_PHONE,
@@ -19,6 +13,12 @@ from privacy_support import (
     export_and_download,
     rich_user,
 )
+from sqlalchemy import select
+
+from conftest import auth, sign_up
+from huirongke.privacy import registry
+from huirongke.privacy.models import AccountCancellation, DataExport, DataKey
+from huirongke.privacy.residue import scan
 
 NICK, REGION, TAG = "林小满", "思明区莲前东路", "金牌经纪X9"
 CASE_TEXT = "请问我的资料如何被使用？"
@@ -57,7 +57,9 @@ def make_subject(client: Any, ctx: Any, *, other: bool = True) -> Subject:
     export_and_download(client, token)
     files = [me["avatar_url"].removeprefix("/media/")]
     with ctx.db.session() as s:
-        files += [k for k in s.scalars(select(DataExport.storage_key).where(DataExport.user_id == me["id"])) if k]
+        files += [
+            k for k in s.scalars(select(DataExport.storage_key).where(DataExport.user_id == me["id"])) if k
+        ]
     assert len(files) == 2
     for key in files:
         assert ctx.storage.exists(key)
@@ -92,7 +94,9 @@ def assert_erased(client: Any, ctx: Any, subj: Subject) -> None:
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["nickname"] == "已注销用户"
-        assert body["avatar_url"] is None and body["tags"] == [] and "phone" not in body and "region" not in body
+        assert (
+            body["avatar_url"] is None and body["tags"] == [] and "phone" not in body and "region" not in body
+        )
         # ... and the bystander is untouched
         me = client.get("/api/v1/me", headers=auth(subj.other_token))
         assert me.status_code == 200 and me.json()["nickname"] == "旁观者老周"

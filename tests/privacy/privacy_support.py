@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from conftest import auth, latest_code, sign_up
 from huirongke.config import get_settings
-from huirongke.kit.clock import clock, china_today
+from huirongke.kit.clock import china_today, clock
 
 PHONE = "13800138000"
 OTHER_PHONE = "13900139000"
@@ -51,7 +51,9 @@ def rows(ctx: Any, sql: str, **params: Any) -> list[Any]:
         return list(s.execute(text(sql), params).all())
 
 
-def publish(ctx: Any, text_: str = "# 汇容客隐私政策（新版）\n\n新增了说明。", changes: str = "新增说明") -> int:
+def publish(
+    ctx: Any, text_: str = "# 汇容客隐私政策（新版）\n\n新增了说明。", changes: str = "新增说明"
+) -> int:
     with ctx.db.session() as s:
         return ctx.policy.publish(s, text_, changes).version
 
@@ -63,7 +65,9 @@ def image_bytes(color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
 
 
 def upload_avatar(client: Any, token: str) -> dict[str, Any]:
-    r = client.post("/api/v1/media", files={"file": ("a.png", image_bytes(), "image/png")}, headers=auth(token))
+    r = client.post(
+        "/api/v1/media", files={"file": ("a.png", image_bytes(), "image/png")}, headers=auth(token)
+    )
     assert r.status_code == 201, r.text
     media = r.json()
     r = client.patch("/api/v1/me", json={"avatar_media_id": media["id"]}, headers=auth(token))
@@ -83,7 +87,9 @@ def grant(client: Any, token: str, purpose: str, granted: bool = True) -> Any:
 
 def submit_real_name(client: Any, token: str) -> dict[str, Any]:
     grant(client, token, "real_name")
-    r = client.post("/api/v1/me/real-name", json={"name": REAL_NAME, "id_number": ID_NUMBER}, headers=auth(token))
+    r = client.post(
+        "/api/v1/me/real-name", json={"name": REAL_NAME, "id_number": ID_NUMBER}, headers=auth(token)
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -124,24 +130,40 @@ def unzip(data: bytes) -> dict[str, bytes]:
         return {name: zf.read(name) for name in zf.namelist()}
 
 
-def rich_user(client: Any, phone: str = PHONE, *, nickname: str = "林小满", region: str = "思明区莲前东路",
-              tag: str = "金牌经纪X9") -> tuple[str, dict[str, Any]]:
+def rich_user(
+    client: Any,
+    phone: str = PHONE,
+    *,
+    nickname: str = "林小满",
+    region: str = "思明区莲前东路",
+    tag: str = "金牌经纪X9",
+) -> tuple[str, dict[str, Any]]:
     """A user with data in as many categories as the API offers: device, profile, avatar, real name,
     consents, permissions, a case. Returns (token, me)."""
     token, _ = sign_up(client, phone, **DEVICE)
     r = client.patch(
         "/api/v1/me",
-        json={"nickname": nickname, "region": region, "tags": [tag], "gender": "female", "birthday": "1990-05-06"},
+        json={
+            "nickname": nickname,
+            "region": region,
+            "tags": [tag],
+            "gender": "female",
+            "birthday": "1990-05-06",
+        },
         headers=auth(token),
     )
     assert r.status_code == 200, r.text
     upload_avatar(client, token)
     submit_real_name(client, token)
     grant(client, token, "personalization")
-    r = client.post("/api/v1/privacy/permissions/location/events", json={"event": "denied"}, headers=auth(token))
+    r = client.post(
+        "/api/v1/privacy/permissions/location/events", json={"event": "denied"}, headers=auth(token)
+    )
     assert r.status_code == 201, r.text
     r = client.post(
-        "/api/v1/me/cases", json={"kind": "contact", "description": "请问我的资料如何被使用？"}, headers=auth(token)
+        "/api/v1/me/cases",
+        json={"kind": "contact", "description": "请问我的资料如何被使用？"},
+        headers=auth(token),
     )
     assert r.status_code == 201, r.text
     me = client.get("/api/v1/me", headers=auth(token))
@@ -174,7 +196,7 @@ def set_china_date(day: date, hour: int = 10) -> None:
 
     from huirongke.kit.clock import utcnow
 
-    target = datetime(day.year, day.month, day.day, hour - 8, 0, tzinfo=UTC)
+    target = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(hours=hour - 8)
     clock.advance(target - utcnow())
     assert china_today() == day
 
@@ -190,4 +212,6 @@ def years_ago(n: int, today: date | None = None) -> date:
 def sign_in_again(client: Any, phone: str, **extra: Any) -> Any:
     clock.advance(timedelta(seconds=61))
     assert client.post("/api/v1/auth/sms-codes", json={"phone": phone}).status_code == 202
-    return client.post("/api/v1/auth/sessions", json={"phone": phone, "code": latest_code(client, phone), **extra})
+    return client.post(
+        "/api/v1/auth/sessions", json={"phone": phone, "code": latest_code(client, phone), **extra}
+    )

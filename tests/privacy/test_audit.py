@@ -6,11 +6,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import select, text
-
-from conftest import auth, sign_up
-from huirongke.privacy import audit
-from huirongke.privacy.residue import phone_forms
 from privacy_support import (
     ID_NUMBER,
     PHONE,
@@ -21,6 +16,11 @@ from privacy_support import (
     rows,
     run_cli,
 )
+from sqlalchemy import select, text
+
+from conftest import auth, sign_up
+from huirongke.privacy import audit
+from huirongke.privacy.residue import phone_forms
 
 NICK, REGION, TAG = "林小满", "思明区莲前东路", "金牌经纪X9"
 
@@ -83,12 +83,18 @@ def _tamper(ctx, how: str) -> None:
         last = int(s.scalar(text("SELECT max(seq) FROM audit_events")))
         middle = last // 2
         if how == "change_action":
-            s.execute(text("UPDATE audit_events SET action = 'nothing.happened' WHERE seq = :q"), {"q": middle})
+            s.execute(
+                text("UPDATE audit_events SET action = 'nothing.happened' WHERE seq = :q"), {"q": middle}
+            )
         elif how == "change_subject":
-            s.execute(text("UPDATE audit_events SET subject_id = 'someone-else' WHERE seq = :q"), {"q": middle})
+            s.execute(
+                text("UPDATE audit_events SET subject_id = 'someone-else' WHERE seq = :q"), {"q": middle}
+            )
         elif how == "change_time":
             s.execute(
-                text("UPDATE audit_events SET at = (SELECT at FROM audit_events WHERE seq = 1) WHERE seq = :q"),
+                text(
+                    "UPDATE audit_events SET at = (SELECT at FROM audit_events WHERE seq = 1) WHERE seq = :q"
+                ),
                 {"q": middle},
             )
         elif how == "delete_middle":
@@ -101,16 +107,32 @@ def _tamper(ctx, how: str) -> None:
             assert e is not None
             e.action = "nothing.happened"
             e.hash = audit._digest(
-                e.prev_hash, e.seq, e.at, e.actor_type, e.actor_id, e.subject_id, e.action,
-                list(e.fields or []), e.purpose, e.request_id,
+                e.prev_hash,
+                e.seq,
+                e.at,
+                e.actor_type,
+                e.actor_id,
+                e.subject_id,
+                e.action,
+                list(e.fields or []),
+                e.purpose,
+                e.request_id,
             )
         elif how == "rewrite_last_with_a_fresh_hash":
             e = s.get(audit.AuditEvent, last)
             assert e is not None
             e.action = "nothing.happened"
             e.hash = audit._digest(
-                e.prev_hash, e.seq, e.at, e.actor_type, e.actor_id, e.subject_id, e.action,
-                list(e.fields or []), e.purpose, e.request_id,
+                e.prev_hash,
+                e.seq,
+                e.at,
+                e.actor_type,
+                e.actor_id,
+                e.subject_id,
+                e.action,
+                list(e.fields or []),
+                e.purpose,
+                e.request_id,
             )
         else:
             raise AssertionError(how)
@@ -189,3 +211,29 @@ def test_staff_reads_are_audited(client, ctx):
     got = events(ctx, "case.description.read")
     assert [(e.actor_type, e.actor_id, e.subject_id) for e in got] == [("staff", "staff-42", case.user_id)]
     assert got[0].fields == ["privacy_cases.description_enc"]
+
+
+def test_concurrent_writers_on_an_empty_log(ctx):
+    """The very first events of a fresh deployment may come at once: the chain head is created by
+    whichever writer comes first, and nobody fails."""
+    assert count(ctx, "audit_head") == 0
+    barrier = threading.Barrier(4)
+    errors: list[str] = []
+
+    def writer(n: int) -> None:
+        barrier.wait()
+        try:
+            with ctx.db.session() as s:
+                audit.record(s, f"test.first{n}", actor_type="system", actor_id=f"w{n}", subject_id=None)
+        except Exception as exc:
+            errors.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert count(ctx, "audit_events") == 4
+    with ctx.db.session() as s:
+        assert audit.verify(s).ok

@@ -5,11 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-
-from conftest import auth, sign_up
-from huirongke.kit.clock import clock
-from huirongke.privacy import consent
-from huirongke.privacy.purposes import PURPOSES
 from privacy_support import (
     ID_NUMBER,
     OTHER_PHONE,
@@ -20,6 +15,11 @@ from privacy_support import (
     rows,
     submit_real_name,
 )
+
+from conftest import auth, sign_up
+from huirongke.kit.clock import clock
+from huirongke.privacy import consent
+from huirongke.privacy.purposes import PURPOSES
 
 CONSENT_PURPOSES = sorted(k for k, p in PURPOSES.items() if p.needs_consent)
 CONTRACT_PURPOSES = sorted(k for k, p in PURPOSES.items() if not p.needs_consent)
@@ -32,7 +32,9 @@ def consents(client, token) -> dict[str, dict]:
 
 
 def post_real_name(client, token):
-    return client.post("/api/v1/me/real-name", json={"name": REAL_NAME, "id_number": ID_NUMBER}, headers=auth(token))
+    return client.post(
+        "/api/v1/me/real-name", json={"name": REAL_NAME, "id_number": ID_NUMBER}, headers=auth(token)
+    )
 
 
 def test_nothing_is_granted_by_default(client):
@@ -184,7 +186,9 @@ def perm(client, token, permission):
 
 
 def report(client, token, permission, event):
-    r = client.post(f"/api/v1/privacy/permissions/{permission}/events", json={"event": event}, headers=auth(token))
+    r = client.post(
+        f"/api/v1/privacy/permissions/{permission}/events", json={"event": event}, headers=auth(token)
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -238,9 +242,12 @@ def test_revoking_a_permission_stops_collection_through_it(client, ctx):
 
 def test_unknown_permission_is_404(client):
     token, _ = sign_up(client)
-    assert_error(client.get("/api/v1/privacy/permissions/telepathy", headers=auth(token)), 404,
-                 "permission_not_found")
-    r = client.post("/api/v1/privacy/permissions/telepathy/events", json={"event": "denied"}, headers=auth(token))
+    assert_error(
+        client.get("/api/v1/privacy/permissions/telepathy", headers=auth(token)), 404, "permission_not_found"
+    )
+    r = client.post(
+        "/api/v1/privacy/permissions/telepathy/events", json={"event": "denied"}, headers=auth(token)
+    )
     assert_error(r, 404, "permission_not_found")
 
 

@@ -96,7 +96,9 @@ def test_sensitive_data_is_encrypted_or_only_a_keyed_index_and_needs_separate_co
                 continue
             assert c.cls.encrypted or not c.cls.exported, f"{t.name}.{c.name} sensitive in the clear"
             for p in c.cls.purposes:
-                assert PURPOSES[p].basis == "separate_consent", f"{t.name}.{c.name}: R02 needs separate consent"
+                assert PURPOSES[p].basis == "separate_consent", (
+                    f"{t.name}.{c.name}: R02 needs separate consent"
+                )
 
 
 def test_blind_indexes_and_secrets_are_never_exported():
@@ -106,7 +108,8 @@ def test_blind_indexes_and_secrets_are_never_exported():
         f"{t.name}.{c.name}"
         for t in registry.tables()
         for c in t.columns
-        if c.cls.exported and (c.name.endswith("_bidx") or "索引" in c.cls.label or c.cls.category == "secret")
+        if c.cls.exported
+        and (c.name.endswith("_bidx") or "索引" in c.cls.label or c.cls.category == "secret")
     ]
     assert leaking == []
 

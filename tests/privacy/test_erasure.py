@@ -6,12 +6,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given
-from hypothesis import settings as hsettings
-from hypothesis import strategies as st
-from sqlalchemy import select
-
-from conftest import auth, latest_code, sign_up
 from erasure_support import (
     NICK,
     REGION,
@@ -22,12 +16,18 @@ from erasure_support import (
     make_subject,
     step_names,
 )
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from privacy_support import PHONE, assert_error, count
+from sqlalchemy import select
+
+from conftest import auth, latest_code, sign_up
 from huirongke.accounts.models import User
 from huirongke.kit.clock import clock, utcnow
 from huirongke.kit.errors import AppError
 from huirongke.privacy import erasure
 from huirongke.privacy.residue import scan
-from privacy_support import PHONE, assert_error, count
 
 STEPS = step_names()
 
@@ -59,7 +59,7 @@ def request_cancellation(client, token) -> dict:
 
 
 def test_cancellation_starts_a_seven_day_cooling_off(client, ctx):
-    token, user = sign_up(client)
+    token, _ = sign_up(client)
     before = utcnow()
     body = request_cancellation(client, token)
     assert body["status"] == "cooling_off"
@@ -99,7 +99,9 @@ def test_withdrawal_during_cooling_off_keeps_the_account(client, ctx):
     clock.advance(timedelta(days=8))
     assert erasure.erase_due(ctx) == 0
     assert client.get("/api/v1/me", headers=auth(token)).json()["nickname"] == NICK
-    assert_error(client.delete("/api/v1/me/account-cancellation", headers=auth(token)), 404, "cancellation_not_found")
+    assert_error(
+        client.delete("/api/v1/me/account-cancellation", headers=auth(token)), 404, "cancellation_not_found"
+    )
     # a new request starts a new cooling-off
     assert request_cancellation(client, token)["status"] == "cooling_off"
     assert count(ctx, "account_cancellations") == 2
@@ -107,7 +109,9 @@ def test_withdrawal_during_cooling_off_keeps_the_account(client, ctx):
 
 def test_withdrawing_without_a_request_is_404(client):
     token, _ = sign_up(client)
-    assert_error(client.delete("/api/v1/me/account-cancellation", headers=auth(token)), 404, "cancellation_not_found")
+    assert_error(
+        client.delete("/api/v1/me/account-cancellation", headers=auth(token)), 404, "cancellation_not_found"
+    )
     r = client.get("/api/v1/me/account-cancellation", headers=auth(token))
     assert r.status_code == 200 and r.json() is None
 
@@ -239,8 +243,16 @@ def test_proof_of_the_request_and_of_past_consent_is_kept_without_personal_data(
         assert u is not None and u.status == "erased"
         assert u.phone_bidx is None and u.phone_enc is None and u.nickname is None
         assert u.birthday is None and u.region is None and not u.tags and u.avatar_media_id is None
-    for table in ("auth_sessions", "devices", "media", "real_name_verifications", "privacy_cases",
-                  "data_exports", "permission_events", "data_keys"):
+    for table in (
+        "auth_sessions",
+        "devices",
+        "media",
+        "real_name_verifications",
+        "privacy_cases",
+        "data_exports",
+        "permission_events",
+        "data_keys",
+    ):
         col = "subject_id" if table == "data_keys" else ("owner_id" if table == "media" else "user_id")
         assert count(ctx, table, f"{col} = :u", u=uid) == 0, table
     assert count(ctx, "privacy_case_events") == 0

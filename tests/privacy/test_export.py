@@ -6,12 +6,6 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from sqlalchemy import select
-
-from conftest import auth, sign_up
-from huirongke.kit.clock import clock
-from huirongke.privacy import registry
-from huirongke.privacy.models import AuditEvent
 from privacy_support import (
     DEVICE,
     ID_NUMBER,
@@ -24,6 +18,12 @@ from privacy_support import (
     unzip,
     upload_avatar,
 )
+from sqlalchemy import select
+
+from conftest import auth, sign_up
+from huirongke.kit.clock import clock
+from huirongke.privacy import registry
+from huirongke.privacy.models import AuditEvent
 
 NICK, REGION, TAG = "林小满", "思明区莲前东路", "金牌经纪X9"
 
@@ -63,11 +63,24 @@ def test_export_holds_every_category_decrypted_with_media(client, ctx):
     assert data["user_id"] == me["id"]
     by_table = {c["table"]: c for c in data["categories"]}
     with ctx.db.session() as s:
-        bidx = s.scalar(select(registry.by_name("users").table.c.phone_bidx).where(
-            registry.by_name("users").table.c.id == me["id"]))
+        bidx = s.scalar(
+            select(registry.by_name("users").table.c.phone_bidx).where(
+                registry.by_name("users").table.c.id == me["id"]
+            )
+        )
     expected = tables_with_rows(ctx, me["id"], bidx)
-    for name in ("users", "auth_sessions", "devices", "real_name_verifications", "consent_events", "media",
-                 "policy_agreements", "permission_events", "privacy_cases", "sms_codes"):
+    for name in (
+        "users",
+        "auth_sessions",
+        "devices",
+        "real_name_verifications",
+        "consent_events",
+        "media",
+        "policy_agreements",
+        "permission_events",
+        "privacy_cases",
+        "sms_codes",
+    ):
         assert name in expected, name
     missing = expected - set(by_table) - {"data_keys"}
     assert missing == set(), f"categories with data but not exported: {missing}"
@@ -91,8 +104,15 @@ def test_export_holds_every_category_decrypted_with_media(client, ctx):
     # secrets never leave: token and code hashes, wrapped keys, password hashes, blind indexes
     # (the dev SMS outbox's phone index is a data-map slip reported by test_datamap.py)
     blob = files["data.json"].decode()
-    for secret_field in ("token_hash", "code_hash", "wrapped_key", "password_hash", "id_number_bidx",
-                         "device_hash", "guardian_token_hash"):
+    for secret_field in (
+        "token_hash",
+        "code_hash",
+        "wrapped_key",
+        "password_hash",
+        "id_number_bidx",
+        "device_hash",
+        "guardian_token_hash",
+    ):
         assert secret_field not in blob, secret_field
     for name in ("users", "sms_codes", "real_name_verifications"):
         for row in by_table[name]["rows"]:
@@ -173,7 +193,9 @@ def test_export_is_audited(client, ctx):
     with ctx.db.session() as s:
         got = [
             (e.action, e.actor_type, e.subject_id)
-            for e in s.scalars(select(AuditEvent).where(AuditEvent.action.like("export.%")).order_by(AuditEvent.seq))
+            for e in s.scalars(
+                select(AuditEvent).where(AuditEvent.action.like("export.%")).order_by(AuditEvent.seq)
+            )
         ]
     assert got == [
         ("export.requested", "user", user["id"]),

@@ -12,10 +12,17 @@ from conftest import auth, latest_code, sign_up
 from huirongke.kit.clock import clock
 
 PHONE = "13800138000"
-DEVICE = {"model": "OPPO Find X7", "os_version": "ColorOS 14", "device_id": "oppo-device-1", "network_type": "wifi"}
+DEVICE = {
+    "model": "OPPO Find X7",
+    "os_version": "ColorOS 14",
+    "device_id": "oppo-device-1",
+    "network_type": "wifi",
+}
 
 
-def publish(ctx, text_: str = "# 汇容客隐私政策（第二版）\n\n新增了说明。", changes: str = "新增：第二版说明") -> int:
+def publish(
+    ctx, text_: str = "# 汇容客隐私政策（第二版）\n\n新增了说明。", changes: str = "新增：第二版说明"
+) -> int:
     with ctx.db.session() as s:
         return ctx.policy.publish(s, text_, changes).version
 
@@ -66,8 +73,11 @@ def test_new_policy_version_gates_everything_but_reading_agreeing_and_leaving(cl
     # the old token now meets the gate
     err = assert_error(client.get("/api/v1/me", headers=auth(token)), 428, "policy_update_required")
     assert err["details"]["current_version"] == 2
-    assert_error(client.patch("/api/v1/me", json={"nickname": "小王"}, headers=auth(token)), 428,
-                 "policy_update_required")
+    assert_error(
+        client.patch("/api/v1/me", json={"nickname": "小王"}, headers=auth(token)),
+        428,
+        "policy_update_required",
+    )
     assert_error(client.get("/api/v1/me/sessions", headers=auth(token)), 428, "policy_update_required")
 
     # signing in with a device but without accepting: nothing is collected
@@ -85,8 +95,11 @@ def test_new_policy_version_gates_everything_but_reading_agreeing_and_leaving(cl
     assert_error(client.get("/api/v1/me", headers=auth(second)), 428, "policy_update_required")
 
     # agreeing to an old version is a conflict
-    err = assert_error(client.post("/api/v1/privacy/policy-agreements", json={"version": 1}, headers=auth(second)),
-                       409, "policy_version_mismatch")
+    err = assert_error(
+        client.post("/api/v1/privacy/policy-agreements", json={"version": 1}, headers=auth(second)),
+        409,
+        "policy_version_mismatch",
+    )
     assert err["details"]["current_version"] == 2
     assert client.get("/api/v1/me", headers=auth(second)).status_code == 428
 
@@ -149,13 +162,17 @@ def test_new_user_must_accept_the_current_version(client, ctx):
     publish(ctx)
     assert client.post("/api/v1/auth/sms-codes", json={"phone": PHONE}).status_code == 202
     code = latest_code(client, PHONE)
-    r = client.post("/api/v1/auth/sessions", json={"phone": PHONE, "code": code, "accept_policy_version": 1,
-                                                   "device": DEVICE})
+    r = client.post(
+        "/api/v1/auth/sessions",
+        json={"phone": PHONE, "code": code, "accept_policy_version": 1, "device": DEVICE},
+    )
     err = assert_error(r, 428, "policy_consent_required")
     assert err["details"]["current_version"] == 2
     assert count(ctx, "users") == 0 and count(ctx, "devices") == 0
-    r = client.post("/api/v1/auth/sessions", json={"phone": PHONE, "code": code, "accept_policy_version": 2,
-                                                   "device": DEVICE})
+    r = client.post(
+        "/api/v1/auth/sessions",
+        json={"phone": PHONE, "code": code, "accept_policy_version": 2, "device": DEVICE},
+    )
     assert r.status_code == 201
     assert count(ctx, "devices") == 1
     assert login_ips(ctx) == ["testclient"]
@@ -174,7 +191,12 @@ def test_agreement_needs_a_token_and_a_valid_body(client):
     token, _ = sign_up(client)
     r = client.post("/api/v1/privacy/policy-agreements", json={"version": "one"}, headers=auth(token))
     assert r.status_code == 422
-    r = client.post("/api/v1/privacy/policy-agreements", json={"version": 1, "extra": True}, headers=auth(token))
+    r = client.post(
+        "/api/v1/privacy/policy-agreements", json={"version": 1, "extra": True}, headers=auth(token)
+    )
     assert r.status_code == 422
-    assert_error(client.post("/api/v1/privacy/policy-agreements", json={"version": 99}, headers=auth(token)),
-                 409, "policy_version_mismatch")
+    assert_error(
+        client.post("/api/v1/privacy/policy-agreements", json={"version": 99}, headers=auth(token)),
+        409,
+        "policy_version_mismatch",
+    )

@@ -5,8 +5,6 @@ channel and sign-out. (The gate's sign-in behaviour is in test_policy_gate.py.)"
 from __future__ import annotations
 
 import pytest
-
-from conftest import auth, sign_up
 from privacy_support import (
     OTHER_PHONE,
     assert_error,
@@ -16,12 +14,16 @@ from privacy_support import (
     run_cli,
 )
 
+from conftest import auth, sign_up
+
 
 def test_publish_with_the_cli(client, ctx, settings, monkeypatch, tmp_path):
     token, _ = sign_up(client)
     policy = tmp_path / "policy-v2.md"
     policy.write_text("# 汇容客隐私政策（第二版）\n\n我们新增了「客源管理」的说明。", encoding="utf-8")
-    result = run_cli(monkeypatch, settings, "privacy", "publish-policy", str(policy), "--changes", "新增客源管理说明")
+    result = run_cli(
+        monkeypatch, settings, "privacy", "publish-policy", str(policy), "--changes", "新增客源管理说明"
+    )
     assert result.exit_code == 0, result.output
     assert "第 2 版" in result.output
     # Each process caches the current version for up to 2 s (monotonic time, not the test clock).
@@ -31,12 +33,17 @@ def test_publish_with_the_cli(client, ctx, settings, monkeypatch, tmp_path):
     assert p["changes"] == "新增客源管理说明"
     assert "客源管理" in p["text"]
     assert_error(client.get("/api/v1/me", headers=auth(token)), 428, "policy_update_required")
-    assert client.post("/api/v1/privacy/policy-agreements", json={"version": 2}, headers=auth(token)).status_code == 201
+    assert (
+        client.post("/api/v1/privacy/policy-agreements", json={"version": 2}, headers=auth(token)).status_code
+        == 201
+    )
     assert client.get("/api/v1/me", headers=auth(token)).status_code == 200
 
 
 def test_cli_refuses_a_missing_file_and_an_empty_policy(ctx, settings, monkeypatch, tmp_path):
-    result = run_cli(monkeypatch, settings, "privacy", "publish-policy", str(tmp_path / "nope.md"), "--changes", "x")
+    result = run_cli(
+        monkeypatch, settings, "privacy", "publish-policy", str(tmp_path / "nope.md"), "--changes", "x"
+    )
     assert result.exit_code != 0
     empty = tmp_path / "empty.md"
     empty.write_text("   \n", encoding="utf-8")
@@ -58,8 +65,11 @@ def test_agreement_history_is_kept_across_versions(client, ctx):
 
 
 def _case(client, token):
-    r = client.post("/api/v1/me/cases", json={"kind": "complaint", "description": "新版政策看不懂，想投诉"},
-                    headers=auth(token))
+    r = client.post(
+        "/api/v1/me/cases",
+        json={"kind": "complaint", "description": "新版政策看不懂，想投诉"},
+        headers=auth(token),
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -85,8 +95,11 @@ def test_the_rights_channels_stay_open_with_an_outdated_agreement(client, ctx):
     case = _case(client, token)
     assert client.get("/api/v1/me/cases", headers=h).status_code == 200
     assert client.get(f"/api/v1/me/cases/{case['id']}", headers=h).status_code == 200
-    r = client.post(f"/api/v1/me/cases/{case['id']}/verification", json={"code": newest_code(client, "13800138000")},
-                    headers=h)
+    r = client.post(
+        f"/api/v1/me/cases/{case['id']}/verification",
+        json={"code": newest_code(client, "13800138000")},
+        headers=h,
+    )
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "open"
 
@@ -127,7 +140,9 @@ def test_everything_else_is_gated_until_the_new_version_is_agreed(client, ctx, m
     token, _ = sign_up(client)
     _, other = sign_up(client, OTHER_PHONE)
     publish(ctx)
-    before = {t: count(ctx, t) for t in ("consent_events", "permission_events", "sms_codes", "guardian_consents")}
+    before = {
+        t: count(ctx, t) for t in ("consent_events", "permission_events", "sms_codes", "guardian_consents")
+    }
     r = client.request(method, path.format(other=other["id"]), json=body, headers=auth(token))
     err = assert_error(r, 428, "policy_update_required")
     assert err["details"]["current_version"] == 2
@@ -138,7 +153,10 @@ def test_everything_else_is_gated_until_the_new_version_is_agreed(client, ctx, m
 def test_the_gate_lifts_for_every_session_once_agreed(client, ctx):
     token, _ = sign_up(client)
     publish(ctx)
-    assert client.post("/api/v1/privacy/policy-agreements", json={"version": 2}, headers=auth(token)).status_code == 201
+    assert (
+        client.post("/api/v1/privacy/policy-agreements", json={"version": 2}, headers=auth(token)).status_code
+        == 201
+    )
     for method, path, body in GATED[:12]:
         r = client.request(method, path.format(other="x" * 32), json=body, headers=auth(token))
         assert r.status_code != 428, (method, path, r.text)

@@ -408,6 +408,8 @@ def test_unticked_consent_blocks_registration(server: Server, tab: Tab, tmp_path
     expect(alert).to_contain_text("勾选")
     expect(page.locator(".consent")).to_have_class(re.compile("is-attention"))
     assert page.evaluate("localStorage.getItem('hrk.token')") is None
+    expect(page.locator("#send-code")).to_have_text(re.compile(r"^5\d 秒后重发$"))  # counting down
+    expect(page.locator("#send-code")).to_be_disabled()
     shot(page, tmp_path, "login-consent-required.png")
 
     # The policy link opens the policy over the form, which keeps what was typed.

@@ -31,7 +31,9 @@ def get_session(ctx: Annotated[AppContext, Depends(get_ctx)]) -> Iterator[Sessio
 
 
 Ctx = Annotated[AppContext, Depends(get_ctx)]
-DB = Annotated[Session, Depends(get_session)]
+# scope="function": commit when the handler returns, before the response is sent, so a client
+# never sees success for a transaction that then failed to commit.
+DB = Annotated[Session, Depends(get_session, scope="function")]
 
 
 @dataclass
@@ -75,14 +77,10 @@ def any_principal(principal: Annotated[Principal, Depends(_principal)]) -> Princ
     return principal
 
 
-# What a minor may use before a guardian consents: their profile, the guardian flow, the policy.
-_MINOR_PATHS = frozenset({"/api/v1/me"})
-_MINOR_PREFIXES = ("/api/v1/me/guardian", "/api/v1/privacy/")
-
-
-def principal(
-    principal: Annotated[Principal, Depends(_principal)], ctx: Ctx, session: DB, request: Request
+def agreed_principal(
+    principal: Annotated[Principal, Depends(_principal)], ctx: Ctx, session: DB
 ) -> Principal:
+    """Signed in and agreed to the current policy (P01, P41)."""
     if not principal.policy_agreed:
         current = ctx.policy.current(session)
         raise AppError(
@@ -91,11 +89,14 @@ def principal(
             status=428,
             details={"current_version": current.version},
         )
+    return principal
+
+
+def principal(principal: Annotated[Principal, Depends(agreed_principal)]) -> Principal:
+    """Agreed, and not a minor still waiting for a guardian's consent (P42)."""
     from huirongke.privacy.minors import restricted
 
-    path = request.url.path
-    if restricted(principal.user) and not (path in _MINOR_PATHS or path.startswith(_MINOR_PREFIXES)):
-        # P42: until a guardian consents, a minor can only fix their profile and ask the guardian.
+    if restricted(principal.user):
         raise AppError(
             "您未满 18 周岁，需要监护人同意后才能使用此功能",
             code="guardian_consent_required",
@@ -105,6 +106,8 @@ def principal(
 
 
 AnyUser = Annotated[Principal, Depends(any_principal)]
+#: What a minor may still use before a guardian consents: their profile, the guardian flow, consents.
+AgreedUser = Annotated[Principal, Depends(agreed_principal)]
 CurrentUser = Annotated[Principal, Depends(principal)]
 
 

@@ -21,11 +21,12 @@ from huirongke.accounts.schemas import (
 from huirongke.context import AppContext
 from huirongke.kit import idcard
 from huirongke.kit.clock import utcnow
-from huirongke.kit.errors import Conflict, Invalid, NotFound
+from huirongke.kit.errors import AppError, Conflict, Invalid, NotFound
 from huirongke.kit.phone import mask
 from huirongke.media.models import Media
 from huirongke.media.service import media_url, owned_image
 from huirongke.privacy import audit
+from huirongke.privacy.minors import restricted
 
 CANCELLED_NAME = "已注销用户"
 _NAME = re.compile(r"^[\u4e00-\u9fff·•A-Za-z ]{2,30}$")
@@ -91,6 +92,13 @@ def update_profile(session: Session, user: User, patch: MePatch) -> list[str]:
         changes["nickname"] = _clean_text(changes["nickname"], "昵称")
         if not 1 <= len(changes["nickname"]) <= 20:
             raise Invalid("昵称需为 1–20 个字符", code="invalid_nickname")
+    if "birthday" in changes and restricted(user) and changes["birthday"] != user.birthday:
+        # P42: once we know the user is under 18, only a guardian (or a correction case) lifts it.
+        raise AppError(
+            "未成年人修改生日需先取得监护人同意；如生日填写有误，请在「联系我们」提交更正申请",
+            code="guardian_consent_required",
+            status=403,
+        )
     if changes.get("birthday") is not None:
         born: date = changes["birthday"]
         if born > utcnow().date() or born.year < 1900:

@@ -8,7 +8,16 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import select
 
 from huirongke.accounts import profile, signin
-from huirongke.accounts.deps import DB, AnyUser, Ctx, CurrentUser, Principal, client_ip, require_consent
+from huirongke.accounts.deps import (
+    DB,
+    AgreedUser,
+    AnyUser,
+    Ctx,
+    CurrentUser,
+    Principal,
+    client_ip,
+    require_consent,
+)
 from huirongke.accounts.models import AuthSession, Device
 from huirongke.accounts.schemas import (
     DeviceOut,
@@ -121,12 +130,12 @@ def list_devices(user: CurrentUser, session: DB) -> list[DeviceOut]:
 
 
 @router.get("/me", response_model=MeOut)
-def get_me(user: CurrentUser, ctx: Ctx, session: DB) -> MeOut:
+def get_me(user: AgreedUser, ctx: Ctx, session: DB) -> MeOut:
     return profile.me_out(ctx, session, user.user, ctx.policy.current(session).version)
 
 
 @router.patch("/me", response_model=MeOut)
-def patch_me(body: MePatch, user: CurrentUser, ctx: Ctx, session: DB) -> MeOut:
+def patch_me(body: MePatch, user: AgreedUser, ctx: Ctx, session: DB) -> MeOut:
     profile.update_profile(session, user.user, body)
     session.flush()
     return profile.me_out(ctx, session, user.user, ctx.policy.current(session).version)

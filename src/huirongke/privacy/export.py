@@ -209,8 +209,8 @@ def open_archive(ctx: AppContext, session: Session, row: DataExport, actor: str 
     audit.record(
         session,
         "export.downloaded",
-        actor_type="user",
-        actor_id=row.user_id,
+        actor_type=actor,
+        actor_id=row.user_id if actor == "user" else None,
         subject_id=row.user_id,
         purpose="account",
     )

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from huirongke.accounts.deps import DB, AnyUser, Ctx, client_ip
+from huirongke.accounts.deps import DB, AgreedUser, Ctx, client_ip
 from huirongke.privacy import export, minors
 from huirongke.privacy.rights_routes import ExportOut, _export_out
 
@@ -41,7 +41,7 @@ class GuardianChildResult(BaseModel):
     erase_after: str | None
 
 
-def _status(user: AnyUser) -> GuardianStatus:
+def _status(user: AgreedUser) -> GuardianStatus:
     u = user.user
     return GuardianStatus(
         minor=minors.is_minor(u),
@@ -51,20 +51,20 @@ def _status(user: AnyUser) -> GuardianStatus:
 
 
 @router.get("/me/guardian", response_model=GuardianStatus)
-def guardian_status(user: AnyUser) -> GuardianStatus:
+def guardian_status(user: AgreedUser) -> GuardianStatus:
     return _status(user)
 
 
 @router.post("/me/guardian/sms-codes", status_code=202)
 def guardian_code(
-    body: GuardianPhoneIn, request: Request, user: AnyUser, ctx: Ctx, session: DB
+    body: GuardianPhoneIn, request: Request, user: AgreedUser, ctx: Ctx, session: DB
 ) -> dict[str, int]:
     minors.send_guardian_code(ctx, session, user.user, body.guardian_phone, client_ip(request))
     return {"expires_in": ctx.settings.sms_code_ttl_seconds, "resend_after": ctx.settings.sms_resend_seconds}
 
 
 @router.post("/me/guardian/consent", status_code=201, response_model=GuardianStatus)
-def guardian_consent(body: GuardianConfirmIn, user: AnyUser, ctx: Ctx, session: DB) -> GuardianStatus:
+def guardian_consent(body: GuardianConfirmIn, user: AgreedUser, ctx: Ctx, session: DB) -> GuardianStatus:
     minors.confirm_guardian(ctx, session, user.user, body.guardian_phone, body.code)
     return _status(user)
 
