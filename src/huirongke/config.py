@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     sms_daily_limit: int = 10
     sms_ip_hourly_limit: int = 30
     signin_ip_hourly_limit: int = 120
+    password_account_hourly_limit: int = 10
     sms_max_attempts: int = 5
     session_ttl_days: int = 30
     aliyun_access_key_id: str = ""

@@ -538,3 +538,53 @@ def test_expired_sessions_are_not_listed(client):
 
 def test_session_token_of_deleted_row_is_invalid(client):
     assert_error(client.get("/api/v1/me", headers=auth("x" * 43)), 401, "invalid_token")
+
+
+# --- account enumeration and guessing (P10) ---------------------------------------------------------
+
+
+def test_sign_in_does_not_reveal_whether_a_number_is_registered(client):
+    """Without a correct code, a registered and an unregistered number get the same answer."""
+    sign_up(client)  # PHONE has an account, OTHER has none
+    clock.advance(timedelta(seconds=61))
+    for phone in (PHONE, OTHER):
+        assert request_code(client, phone).status_code == 202
+    registered = sign_in(client, PHONE, "000000" if latest_code(client, PHONE) != "000000" else "000001")
+    unregistered = sign_in(client, OTHER, "000000" if latest_code(client, OTHER) != "000000" else "000001")
+    assert registered.status_code == 400
+    assert (unregistered.status_code, unregistered.json()["error"]["code"]) == (
+        registered.status_code,
+        registered.json()["error"]["code"],
+    ), "a wrong code tells whether the number has an account (428 for new numbers, 400 for members)"
+    # the correct code for a new number still asks for the policy, and still is not burned
+    code = latest_code(client, OTHER)
+    assert_error(sign_in(client, OTHER, code), 428, "policy_consent_required")
+    assert sign_in(client, OTHER, code, accept_policy_version=policy_version(client)).status_code == 201
+
+
+def test_sign_in_without_any_code_requested_reveals_nothing(client):
+    sign_up(client)
+    a = sign_in(client, PHONE, "123456")
+    b = sign_in(client, OTHER, "123456")
+    assert (a.status_code, a.json()["error"]["code"]) == (b.status_code, b.json()["error"]["code"])
+
+
+def test_password_guessing_is_limited_per_account_across_ips(client):
+    from fastapi.testclient import TestClient
+
+    token, _ = sign_up(client)
+    assert (
+        client.put("/api/v1/me/password", json={"password": "secret123"}, headers=auth(token)).status_code
+        == 204
+    )
+    statuses = []
+    for i in range(20):
+        other_ip = TestClient(client.app, client=(f"10.1.{i}.7", 40000 + i))
+        r = other_ip.post("/api/v1/auth/sessions", json={"phone": PHONE, "password": f"guess{i:04d}x"})
+        statuses.append(r.status_code)
+        if r.status_code == 429:
+            assert "Retry-After" in r.headers
+            break
+    assert 429 in statuses, (
+        f"20 wrong passwords from 20 IPs were all answered {set(statuses)}: no per-account limit"
+    )

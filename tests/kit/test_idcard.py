@@ -116,3 +116,17 @@ def test_future_birth_dates_are_still_well_formed_numbers():
     born = date.today() + timedelta(days=365)
     head = first17(110105, born, 1)
     assert normalize(head + checksum_char(head)) == head + checksum_char(head)
+
+
+@given(st.text(alphabet="0123456789", min_size=17, max_size=17))
+def test_any_17_digits_validate_exactly_when_well_formed(head):
+    number = head + checksum_char(head)
+    try:
+        date(int(head[6:10]), int(head[10:12]), int(head[12:14]))
+        plausible = head[0] != "0"
+    except ValueError:
+        plausible = False
+    assert (normalize(number) == number) is plausible
+    if plausible:
+        wrong = "0" if number[17] != "0" else "1"
+        assert normalize(head + wrong) is None

@@ -297,9 +297,19 @@ def test_upload_without_content_length_is_not_read_to_the_end(client, h):
         (b"authorization", h["Authorization"].encode()),
     ]
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": "/api/v1/media", "raw_path": b"/api/v1/media", "root_path": "", "query_string": b"",
-        "headers": headers, "client": ("testclient", 50000), "server": ("testserver", 80), "state": {},
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/media",
+        "raw_path": b"/api/v1/media",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("testclient", 50000),
+        "server": ("testserver", 80),
+        "state": {},
     }
     asyncio.run(client.app(scope, receive, send))
     status = next(m["status"] for m in messages if m["type"] == "http.response.start")

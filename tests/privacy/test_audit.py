@@ -101,6 +101,11 @@ def _tamper(ctx, how: str) -> None:
             s.execute(text("DELETE FROM audit_events WHERE seq = :q"), {"q": middle})
         elif how == "delete_last":
             s.execute(text("DELETE FROM audit_events WHERE seq = :q"), {"q": last})
+        elif how == "delete_all":
+            s.execute(text("DELETE FROM audit_events"))
+        elif how == "delete_first_rows":
+            # Fresh events, far younger than the retention period: this is hiding evidence, not pruning.
+            s.execute(text("DELETE FROM audit_events WHERE seq <= :q"), {"q": middle})
         elif how == "rewrite_with_a_fresh_hash":
             # A forger who recomputes the edited row's own hash still breaks the next row's link.
             e = s.get(audit.AuditEvent, middle)
@@ -144,6 +149,8 @@ TAMPERING = [
     "change_time",
     "delete_middle",
     "delete_last",
+    "delete_all",
+    "delete_first_rows",
     "rewrite_with_a_fresh_hash",
     "rewrite_last_with_a_fresh_hash",
 ]

@@ -166,6 +166,18 @@ def test_the_scanner_finds_a_live_user(client, ctx):
         ctx.redis.delete("hrk:test:residue")
 
 
+def test_the_scanner_reads_json_escaped_text_in_raw_files(ctx):
+    """SQLAlchemy's JSON type writes non-ASCII text as \\uXXXX escapes (users.tags on SQLite, and so in
+    the raw database file and WAL). A scanner that only looks for UTF-8/UTF-16 bytes is blind there."""
+    import json
+
+    ctx.storage.put("scratch/row.json", json.dumps({"tags": [TAG]}).encode())
+    try:
+        assert any(h.where.endswith("row.json") for h in scan(ctx, None, [TAG]))
+    finally:
+        ctx.storage.delete("scratch/row.json")
+
+
 def test_the_phone_number_is_never_stored_in_the_clear(client, ctx):
     """P17: a live account's number is only ciphertext and blind indexes, in every written form."""
     make_subject(client, ctx, other=False)

@@ -228,3 +228,13 @@ def test_media_key_helper_matches_the_url(client):
     token, _ = sign_up(client)
     m = upload_avatar(client, token)
     assert m["url"].endswith(media_key(m))
+
+
+def test_index_html_escapes_what_users_typed(client):
+    token, _ = sign_up(client)
+    r = client.patch("/api/v1/me", json={"nickname": "<script>x</script>"}, headers=auth(token))
+    assert r.status_code == 200, r.text
+    _, archive = export_and_download(client, token)
+    html = unzip(archive)["index.html"].decode()
+    assert "<script>" not in html
+    assert "&lt;script&gt;x&lt;/script&gt;" in html

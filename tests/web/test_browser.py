@@ -3,245 +3,54 @@
 Each test starts `huirongke serve` on a free port with its own data folder, drives the shell at
 375×812 the way a user would, and stops the server at the end. Screenshots go to tmp_path; set
 HRK_WEB_SCREENSHOTS=docs/img to also refresh the README images (login.png, profile.png, settings.png).
+The server and browser helpers live in browser_support.py; the privacy screens in
+test_privacy_screens.py.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-
-from conftest import missing_service
+from browser_support import (
+    Server,
+    Tab,
+    agree_on_first_visit,
+    api_paths,
+    launched_browser,
+    make_avatar,
+    opened_tab,
+    publish_policy,
+    request_and_fill_code,
+    server_for_test,
+    shot,
+    sign_up_over_http,
+)
+from playwright.sync_api import Browser, expect
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-VIEWPORT = {"width": 375, "height": 812}
 PHONE = "13800138000"
-CODE = re.compile(r"(\d{6})")
-
-
-# ---------------------------------------------------------------------------------------------
-# A real server
-
-
-@dataclass
-class Server:
-    base_url: str
-    env: dict[str, str]
-    cwd: Path
-
-    def api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=10)
-
-    def cli(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "huirongke.cli", *args],
-            env=self.env,
-            cwd=self.cwd,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def server(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Iterator[Server]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HRK_")}
-    data_dir = tmp_path / "data"
-    if backend == "postgres":
-        # The session database is shared: the ctx fixture empties it before this test.
-        ctx = request.getfixturevalue("ctx")
-        env["HRK_DATABASE_URL"] = str(ctx.settings.database_url)
-        if ctx.settings.redis_url:
-            env["HRK_REDIS_URL"] = str(ctx.settings.redis_url)
-        data_dir = Path(ctx.settings.data_dir)
-    env.update(HRK_ENV="dev", HRK_DATA_DIR=str(data_dir), HRK_LOG_LEVEL="WARNING", HRK_HOST="127.0.0.1")
-    port = _free_port()
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "huirongke.cli", "serve", "--port", str(port), "--no-jobs"],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            base_url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail("server exited early:\n" + log_path.read_text(errors="replace"))
-                try:
-                    if httpx.get(base_url + "/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail("server not ready after 60 s:\n" + log_path.read_text(errors="replace"))
-                time.sleep(0.2)
-            yield Server(base_url, env, tmp_path)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-# ---------------------------------------------------------------------------------------------
-# A mobile-sized browser page
+    yield from server_for_test(request, backend, tmp_path)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        missing_service("Chromium not installed at /usr/bin/chromium")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with launched_browser() as chromium:
         yield chromium
-        chromium.close()
-
-
-@dataclass
-class Tab:
-    page: Page
-    requests: list[tuple[str, str]]  # (method, url) of every request, in order
-    problems: list[str]  # uncaught errors and CSP violations
 
 
 @pytest.fixture
 def tab(browser: Browser) -> Iterator[Tab]:
-    context = browser.new_context(
-        viewport=VIEWPORT, device_scale_factor=2, locale="zh-CN", is_mobile=True, has_touch=True
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    t = Tab(page, [], [])
-    page.on("request", lambda r: t.requests.append((r.method, r.url)))
-    page.on("pageerror", lambda e: t.problems.append(f"pageerror: {e}"))
-    page.on(
-        "console",
-        lambda m: (
-            t.problems.append(f"console: {m.text}")
-            if m.type == "error" and "Content Security Policy" in m.text
-            else None
-        ),
-    )
-    yield t
-    context.close()
-    assert not t.problems, t.problems
-
-
-def shot(page: Page, tmp_path: Path, name: str) -> Path:
-    """Screenshot the viewport (toast hidden) to tmp_path, and to $HRK_WEB_SCREENSHOTS if set."""
-    page.locator("#toast").evaluate("el => el.classList.remove('is-visible')")
-    page.wait_for_timeout(350)  # let transitions settle
-    path = tmp_path / name
-    page.screenshot(path=str(path))
-    copy_to = os.environ.get("HRK_WEB_SCREENSHOTS")
-    if copy_to:
-        Path(copy_to).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(copy_to) / name)
-    return path
-
-
-def api_paths(requests: list[tuple[str, str]]) -> list[str]:
-    return [f"{m} {urlsplit(u).path}" for m, u in requests if urlsplit(u).path.startswith("/api/")]
-
-
-def make_avatar(path: Path) -> Path:
-    """A friendly 256×256 PNG portrait drawn with Pillow."""
-    from PIL import Image, ImageDraw
-
-    img = Image.new("RGB", (256, 256))
-    draw = ImageDraw.Draw(img)
-    for y in range(256):  # a soft vertical gradient
-        draw.line([(0, y), (255, y)], fill=(255 - y // 6, 196 - y // 5, 120 + y // 4))
-    draw.ellipse((40, 160, 216, 336), fill=(36, 78, 160))  # shoulders
-    draw.ellipse((84, 56, 172, 150), fill=(255, 221, 190))  # face
-    draw.chord((80, 44, 176, 120), 180, 360, fill=(40, 32, 30))  # hair
-    img.save(path, format="PNG")
-    return path
-
-
-def agree_on_first_visit(t: Tab, server: Server) -> None:
-    page = t.page
-    page.goto(server.base_url + "/")
-    expect(page.locator("#policy-dialog")).to_be_visible()
-    page.get_by_role("button", name="同意并继续").click()
-    expect(page.locator("#login-phone")).to_be_visible()
-
-
-def request_and_fill_code(page: Page, phone: str) -> None:
-    page.locator("#login-phone").fill(phone)
-    page.get_by_role("button", name="获取验证码").click()
-    expect(page.locator("#send-code")).to_have_text(re.compile(r"\d+ 秒后重发"))
-    page.get_by_role("button", name="从开发发件箱填入").click()
-    expect(page.locator("#login-code")).to_have_value(re.compile(r"^\d{6}$"))
-
-
-def sign_up_over_http(server: Server, phone: str) -> str:
-    with server.api() as c:
-        assert c.post("/api/v1/auth/sms-codes", json={"phone": phone}).status_code == 202
-        deadline = time.monotonic() + 10
-        while not (messages := c.get("/api/v1/dev/sms-outbox", params={"phone": phone}).json()["messages"]):
-            assert time.monotonic() < deadline, "no code in the dev outbox"
-            time.sleep(0.1)  # the text is written just after the 202 goes out
-        text = messages[0]["text"]
-        match = CODE.search(text)
-        assert match
-        version = c.get("/api/v1/privacy/policy").json()["version"]
-        r = c.post(
-            "/api/v1/auth/sessions",
-            json={"phone": phone, "code": match.group(1), "accept_policy_version": version},
-        )
-        assert r.status_code == 201, r.text
-        return str(r.json()["token"])
-
-
-def publish_policy(server: Server, tmp_path: Path, changes: str) -> int:
-    with server.api() as c:
-        before = c.get("/api/v1/privacy/policy").json()
-    source = tmp_path / f"policy-{before['version'] + 1}.md"
-    source.write_text(before["text"] + "\n\n## 补充说明\n\n- " + changes + "\n", encoding="utf-8")
-    server.cli("privacy", "publish-policy", str(source), "--changes", changes)
-    deadline = time.monotonic() + 10
-    with server.api() as c:  # the server caches the current version for a moment
-        while c.get("/api/v1/privacy/policy").json()["version"] == before["version"]:
-            assert time.monotonic() < deadline, "new policy version never became current"
-            time.sleep(0.2)
-    return int(before["version"]) + 1
+    with opened_tab(browser) as t:
+        yield t
 
 
 # ---------------------------------------------------------------------------------------------

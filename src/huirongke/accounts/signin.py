@@ -108,7 +108,9 @@ def _deliver(ctx: AppContext, message: SmsMessage, code_id: str) -> None:
         raise AppError("短信发送失败，请稍后重试", code="sms_unavailable", status=503) from None
 
 
-def check_code(ctx: AppContext, session: Session, bidx: str, code: str, purpose: str = "login") -> None:
+def check_code(
+    ctx: AppContext, session: Session, bidx: str, code: str, purpose: str = "login", *, consume: bool = True
+) -> SmsCode:
     """Consume a valid code or raise 400 invalid_code. Five wrong tries void the code."""
     now = utcnow()
     row = session.scalar(
@@ -134,7 +136,9 @@ def check_code(ctx: AppContext, session: Session, bidx: str, code: str, purpose:
         remaining = max(0, ctx.settings.sms_max_attempts - row.attempts)
         invalid.details = {"attempts_left": remaining}
         raise invalid
-    row.consumed_at = now
+    if consume:
+        row.consumed_at = now
+    return row
 
 
 @dataclass
@@ -165,9 +169,14 @@ def sign_in(
 
     if password is not None and code is None:
         method = "password"
+        # Per account, across IPs: guessing one account's password from many addresses is limited too.
+        enforce(ctx.limiter, f"pw-account:{bidx}", ctx.settings.password_account_hourly_limit, 3600)
         _check_password(user, password)
     elif code is not None:
         method = "sms"
+        # The code is checked first, so a wrong code answers the same whether or not the number
+        # has an account; only the holder of a valid code learns that registration needs consent.
+        row = check_code(ctx, session, bidx, code, consume=False)
         if user is None and accept_policy_version != current.version:
             # Don't burn the code: the client shows the policy and retries with the same code.
             raise PreconditionRequired(
@@ -175,7 +184,7 @@ def sign_in(
                 code="policy_consent_required",
                 details={"current_version": current.version},
             )
-        check_code(ctx, session, bidx, code)
+        row.consumed_at = utcnow()
     else:
         raise Invalid("请提供验证码或密码", code="credentials_required")
 

@@ -162,7 +162,17 @@ def erase(ctx: AppContext, cancellation_id: str, *, fail: FailHook | None = None
     for t in tables:
         if t.link.via == "user_id" and t.link.column and t.name != "users" and t.name != "data_keys":
             _step(ctx, cancellation_id, f"table:{t.name}", _erase_table(t, user_id), fail)
-    _step(ctx, cancellation_id, "users", _erase_table(registry.by_name("users"), user_id), fail)
+    bidx_tables = [t for t in tables if t.link.via == "phone_bidx" and t.link.column]
+
+    def erase_root(s: Session) -> None:
+        # Sweep the phone-index rows again in the same transaction that forgets the index: codes
+        # requested while erasure was running are the subject's too.
+        if bidx:
+            for t in bidx_tables:
+                _delete_rows(t, bidx)(s)
+        _erase_table(registry.by_name("users"), user_id)(s)
+
+    _step(ctx, cancellation_id, "users", erase_root, fail)
     _step(ctx, cancellation_id, "data_key", lambda s: ctx.keys.shred(s, user_id), fail)
 
     with ctx.db.session() as s:

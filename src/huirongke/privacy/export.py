@@ -83,8 +83,9 @@ def collect(ctx: AppContext, session: Session, user_id: str) -> dict[str, Any]:
             categories.append(
                 {
                     "table": t.name,
+                    "label": t.link.label or t.name,
                     "fields": {
-                        c.name: {
+                        _field_name(c): {
                             "label": c.cls.label or c.name,
                             "category": c.cls.category,
                             "purposes": list(c.cls.purposes),

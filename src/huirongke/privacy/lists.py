@@ -10,7 +10,7 @@ from huirongke.privacy import registry
 from huirongke.privacy.providers import active_third_parties
 from huirongke.privacy.purposes import PURPOSES
 
-_RETENTION_LABEL = {"account": "账号存续期间"}
+_RETENTION_LABEL = {"account": "账号存续期间", "audit": "安全审计日志保存期限（不少于 6 个月）"}
 
 
 def retention_label(value: str) -> str:

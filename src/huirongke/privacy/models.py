@@ -108,11 +108,11 @@ class AuditEvent(Base):
     actor_type: Mapped[str] = mapped_column(String(16), info=NOT_PERSONAL)
     actor_id: Mapped[str | None] = mapped_column(
         String(64),
-        info=pii("audit.actor", "操作者标识", purposes=["security"], retention="P180D", erasure="keep"),
+        info=pii("audit.actor", "操作者标识", purposes=["security"], retention="audit", erasure="keep"),
     )
     subject_id: Mapped[str | None] = mapped_column(
         String(32),
-        info=pii("audit.subject", "被操作用户标识", purposes=["security"], retention="P180D", erasure="keep"),
+        info=pii("audit.subject", "被操作用户标识", purposes=["security"], retention="audit", erasure="keep"),
     )
     action: Mapped[str] = mapped_column(String(64), info=NOT_PERSONAL)
     fields: Mapped[list[str]] = mapped_column(JSON, default=list, info=NOT_PERSONAL)

@@ -6,6 +6,7 @@ the job store and the log files for every written form of the phone number and a
 
 from __future__ import annotations
 
+import json
 import mmap
 import os
 from collections.abc import Iterable, Iterator
@@ -19,6 +20,7 @@ from huirongke.kit.phone import national, normalize
 from huirongke.privacy import registry
 
 CHUNK = 64 * 1024 * 1024
+_FORMS = 3  # encodings searched for each string: UTF-8, UTF-16-LE, JSON-escaped
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ def _needles(strings: Iterable[str]) -> list[bytes]:
             continue
         out.append(s.encode("utf-8"))
         out.append(s.encode("utf-16-le"))  # how some drivers and tools store text
+        escaped = json.dumps(s)[1:-1].encode()  # JSON written with ensure_ascii: "\u738b..."
+        out.append(escaped if escaped != s.encode() else s.encode("utf-8"))
     return out
 
 
@@ -153,4 +157,4 @@ def scan(ctx: AppContext, phone: str | None, texts: Iterable[str]) -> list[Hit]:
 
 def describe(hits: list[Hit], strings_count: int) -> list[str]:
     """Hit locations without the needle itself (the report must not repeat personal data)."""
-    return sorted({f"{h.where} (检索项 #{h.needle_index // 2 + 1})" for h in hits})
+    return sorted({f"{h.where} (检索项 #{h.needle_index // _FORMS + 1})" for h in hits})

@@ -1,5 +1,6 @@
 // The JSON API client. Every error becomes an ApiError carrying the body's error.code/message.
-// 401 (with a token) and 428 policy_update_required are handled globally through hooks.
+// 401 (with a token), 428 policy_update_required and 403 guardian_consent_required are handled
+// globally through hooks, unless a call passes `global: false` to handle them itself.
 
 import { getToken } from './store.js';
 
@@ -8,6 +9,7 @@ const BASE = '/api/v1';
 const hooks = {
   onUnauthorized: () => {},
   onPolicyUpdate: () => {},
+  onGuardianRequired: () => {},
 };
 
 export function setApiHooks(next) {
@@ -41,10 +43,48 @@ const FALLBACK = {
 
 /**
  * api('/me') · api('/me', {method: 'PATCH', json: {...}}) · api('/media', {method: 'POST', form})
- * auth: false sends no token (the policy, the dev outbox).
+ * auth: false sends no token (the policy, the dev outbox). headers: extra request headers.
+ * global: false leaves 401 / 428 / 403-guardian to the caller instead of the global hooks;
+ * guardian: false only the 403 guardian_consent_required (a form that explains it in place).
  */
-export async function api(path, { method = 'GET', json, form, auth = true } = {}) {
-  const headers = { Accept: 'application/json' };
+export async function api(path, opts = {}) {
+  const res = await send(BASE + path, opts, 'application/json');
+  if (res.status === 204) return null;
+  let data = null;
+  try {
+    const text = await res.text();
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (res.ok) return data;
+  throw toError(res, data, opts);
+}
+
+/**
+ * A file download through fetch, so the bearer token (or a header such as X-Guardian-Token) is
+ * sent: url is the server's own path, e.g. a download_url. Resolves {blob, filename}.
+ */
+export async function apiBlob(url, opts = {}) {
+  if (!url.startsWith(`${BASE}/`)) throw new ApiError(0, 'bad_url', '下载地址无效');
+  const res = await send(url, opts, '*/*');
+  if (res.ok) {
+    const blob = await res.blob();
+    const disposition = res.headers.get('Content-Disposition') || '';
+    const m = /filename="?([^";]+)"?/i.exec(disposition);
+    return { blob, filename: m ? m[1] : null };
+  }
+  let data = null;
+  try {
+    data = JSON.parse(await res.text());
+  } catch {
+    data = null;
+  }
+  throw toError(res, data, opts);
+}
+
+async function send(url, { method = 'GET', json, form, auth = true, headers: extra = {} }, accept) {
+  const headers = { Accept: accept, ...extra };
   const token = auth ? getToken() : null;
   if (token) headers.Authorization = `Bearer ${token}`;
   let body;
@@ -54,24 +94,14 @@ export async function api(path, { method = 'GET', json, form, auth = true } = {}
   } else if (form !== undefined) {
     body = form; // the browser sets the multipart boundary
   }
-
-  let res;
   try {
-    res = await fetch(BASE + path, { method, headers, body, cache: 'no-store', credentials: 'omit' });
+    return await fetch(url, { method, headers, body, cache: 'no-store', credentials: 'omit' });
   } catch {
     throw new ApiError(0, 'network_error', '网络连接失败，请检查网络后重试');
   }
-  if (res.status === 204) return null;
+}
 
-  let data = null;
-  try {
-    const text = await res.text();
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = null;
-  }
-  if (res.ok) return data;
-
+function toError(res, data, { auth = true, global = true, guardian = true }) {
   const e = (data && data.error) || {};
   const err = new ApiError(
     res.status,
@@ -83,14 +113,31 @@ export async function api(path, { method = 'GET', json, form, auth = true } = {}
     const wait = Number(err.details.retry_after ?? res.headers.get('Retry-After'));
     err.retryAfter = Number.isFinite(wait) && wait > 0 ? Math.ceil(wait) : null;
   }
-  if (res.status === 401 && token) {
+  if (!global) return err;
+  if (res.status === 401 && auth && getToken()) {
     err.handled = true;
     hooks.onUnauthorized(err);
   } else if (res.status === 428 && err.code === 'policy_update_required') {
     err.handled = true;
     hooks.onPolicyUpdate(err);
+  } else if (res.status === 403 && err.code === 'guardian_consent_required' && guardian) {
+    err.handled = true;
+    hooks.onGuardianRequired(err);
   }
-  throw err;
+  return err;
+}
+
+/** Save a blob as a file: an object URL on a temporary <a download>. */
+export function saveBlob(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename || 'download';
+  a.hidden = true;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  window.setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 export function formatWait(seconds) {

@@ -93,6 +93,29 @@ const ICONS = {
   ],
   close: [['path', { d: 'M6 6l12 12M18 6L6 18' }]],
   plus: [['path', { d: 'M12 5v14M5 12h14' }]],
+  download: [['path', { d: 'M12 4v11M7 10.5l5 5 5-5M5 20h14' }]],
+  trash: [['path', { d: 'M4 7h16M9 7V4.5h6V7M6.5 7l1 13h9l1-13M10 11v5.5M14 11v5.5' }]],
+  list: [['path', { d: 'M9 6h11M9 12h11M9 18h11M4.5 6h.01M4.5 12h.01M4.5 18h.01' }]],
+  toggle: [
+    ['rect', { x: 2.5, y: 7, width: 19, height: 10, rx: 5 }],
+    ['circle', { cx: 16.5, cy: 12, r: 2.6 }],
+  ],
+  share: [
+    ['circle', { cx: 18, cy: 5.5, r: 2.5 }],
+    ['circle', { cx: 6, cy: 12, r: 2.5 }],
+    ['circle', { cx: 18, cy: 18.5, r: 2.5 }],
+    ['path', { d: 'M8.2 10.8l7.6-4.1M8.2 13.2l7.6 4.1' }],
+  ],
+  inbox: [['path', { d: 'M3 13l2.5-8h13L21 13v6a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1zM3 13h5l1.5 2.5h5L16 13h5' }]],
+  users: [
+    ['circle', { cx: 9, cy: 8, r: 3.5 }],
+    ['path', { d: 'M2.5 20c0-3.6 2.9-5.5 6.5-5.5s6.5 1.9 6.5 5.5' }],
+    ['path', { d: 'M16 4.8a3.5 3.5 0 0 1 0 6.4M18.5 14.8c1.8.8 3 2.4 3 5.2' }],
+  ],
+  clock: [
+    ['circle', { cx: 12, cy: 12, r: 9 }],
+    ['path', { d: 'M12 7v5l3.5 2' }],
+  ],
 };
 
 export function icon(name, cls = '') {

@@ -63,3 +63,31 @@ export function displayName(user) {
   if (user?.nickname) return user.nickname;
   return user?.id ? `汇客${String(user.id).slice(-4)}` : '汇客';
 }
+
+/** A calendar date from the API ('2025-03-14') shown as is; datetimes in local time. */
+export function formatDay(value) {
+  if (!value) return '';
+  return /^\d{4}-\d{2}-\d{2}$/.test(String(value)) ? String(value) : formatDate(value);
+}
+
+export function formatSize(bytes) {
+  const n = Number(bytes);
+  if (!Number.isFinite(n) || n < 0) return '';
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** Milliseconds until a datetime (negative once it has passed), or null. */
+export function msUntil(value) {
+  const d = parseDate(value);
+  return d ? d.getTime() - Date.now() : null;
+}
+
+/** '6 天 23:59:58' / '23:59:58' for a remaining time in milliseconds. */
+export function formatCountdown(ms) {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const days = Math.floor(total / 86400);
+  const hms = [Math.floor((total % 86400) / 3600), Math.floor((total % 3600) / 60), total % 60].map(pad).join(':');
+  return days ? `${days} 天 ${hms}` : hms;
+}

@@ -2,12 +2,16 @@
 // First visit: only GET /api/v1/privacy/policy runs until the user agrees. A newer server version
 // than the one remembered shows the dialog again with the `changes` on top. A signed-in user who
 // must re-agree (sign-in answer or any 428 policy_update_required) gets the same dialog, and
-// agreeing POSTs /privacy/policy-agreements.
+// agreeing POSTs /privacy/policy-agreements. On a data-rights screen (export, cancellation, cases),
+// which the server serves before agreement, a signed-in user may put it off with 稍后再说;
+// everywhere else the dialog stays blocking.
 
 import { api, errorText } from './api.js';
 import { h, icon } from './dom.js';
 import { formatDate } from './format.js';
 import { renderMarkdown } from './markdown.js';
+import { currentPath } from './nav.js';
+import { routeOptions } from './router.js';
 import { agreedVersion, clearToken, getToken, setAgreedVersion } from './store.js';
 import { withLoading } from './ui.js';
 
@@ -43,6 +47,11 @@ export function policyDocument(policy) {
   );
 }
 
+/** True for a signed-in user on a rights screen: the only place agreeing may wait. */
+export function mayPutOffAgreement() {
+  return Boolean(getToken()) && Boolean(routeOptions(currentPath()).rights);
+}
+
 function overlayRoot() {
   return document.getElementById('overlay-root');
 }
@@ -54,13 +63,20 @@ function setAppInert(value) {
 
 /**
  * The full-screen policy dialog. onAgree runs (with the button busy) before it closes; if it
- * throws, its message shows in the dialog and the dialog stays. Resolves 'agree' or 'disagree'.
+ * throws, its message shows in the dialog and the dialog stays. Resolves 'agree' or 'disagree'
+ * (or 'later' when allowLater offered 稍后再说 and the user chose it).
  */
-export function showPolicyDialog(policy, { showChanges = false, onAgree = null } = {}) {
+export function showPolicyDialog(policy, { showChanges = false, onAgree = null, allowLater = false } = {}) {
   return new Promise((resolve) => {
     const error = h('p', { class: 'form-alert', role: 'alert', hidden: true });
     const disagree = h('button', { type: 'button', class: 'btn btn--ghost', id: 'policy-disagree' }, '不同意');
     const agree = h('button', { type: 'button', class: 'btn btn--primary', id: 'policy-agree' }, '同意并继续');
+    const later = allowLater
+      ? h('button', { type: 'button', class: 'link-btn policy-later', id: 'policy-later' }, '稍后再说')
+      : null;
+    const laterRow = later
+      ? h('p', { class: 'policy-later-row' }, '同意之前，你仍可以导出数据、注销账户或联系我们。', later)
+      : null;
     const changes =
       showChanges && policy.changes
         ? h(
@@ -97,7 +113,7 @@ export function showPolicyDialog(policy, { showChanges = false, onAgree = null }
           ),
         ),
         h('div', { class: 'policy-scroll', tabindex: '0', 'aria-label': '隐私政策全文' }, changes, policyDocument(policy)),
-        h('footer', { class: 'policy-actions' }, error, h('div', { class: 'policy-buttons' }, disagree, agree)),
+        h('footer', { class: 'policy-actions' }, error, h('div', { class: 'policy-buttons' }, disagree, agree), laterRow),
       ),
     );
     const close = (choice) => {
@@ -106,6 +122,7 @@ export function showPolicyDialog(policy, { showChanges = false, onAgree = null }
       resolve(choice);
     };
     disagree.addEventListener('click', () => close('disagree'));
+    if (later) later.addEventListener('click', () => close('later'));
     agree.addEventListener('click', () =>
       withLoading(agree, async () => {
         error.hidden = true;
@@ -222,13 +239,14 @@ export async function gateOnBoot() {
     if (agreed !== null && agreed >= policy.version) return;
     const choice = await showPolicyDialog(policy, {
       showChanges: agreed !== null,
+      allowLater: mayPutOffAgreement(),
       onAgree: async () => {
         // A signed-in user's agreement is recorded on the server too.
         if (getToken()) await postAgreement(policy.version);
         setAgreedVersion(policy.version);
       },
     });
-    if (choice === 'agree') return;
+    if (choice === 'agree' || choice === 'later') return;
     if (choice === 'disagree') {
       await showDisagreeScreen({ signedIn: Boolean(getToken()) }).then(async (next) => {
         if (next === 'signout') await signOutQuietly();
@@ -241,7 +259,8 @@ let updating = null;
 
 /**
  * The signed-in user must agree to the current version (sign-in said policy_update_required, or
- * an API call answered 428). Resolves true once agreed, false if the user signed out instead.
+ * an API call answered 428). Resolves true once agreed, false if the user signed out instead,
+ * null if they put it off (稍后再说, offered on rights screens only).
  */
 export function requirePolicyUpdate() {
   if (!updating) {
@@ -263,12 +282,14 @@ async function runUpdate() {
     }
     const choice = await showPolicyDialog(policy, {
       showChanges: true,
+      allowLater: mayPutOffAgreement(),
       onAgree: async () => {
         await postAgreement(policy.version);
         setAgreedVersion(policy.version);
       },
     });
     if (choice === 'agree') return true;
+    if (choice === 'later') return null;
     if (choice === 'stale') continue;
     if (choice === 'error') return false; // 401 while agreeing: the global handler signs out
     const next = await showDisagreeScreen({ signedIn: true });

@@ -5,7 +5,11 @@ import { getToken } from './store.js';
 
 const routes = [];
 
-/** opts.public: reachable signed out; opts.guest: only signed out (the login screen). */
+/**
+ * opts.public: reachable signed out; opts.guest: only signed out (the login screen);
+ * opts.rights: a data-rights screen the server serves before the current policy is agreed, so
+ * the policy-update dialog there may be put off (稍后再说).
+ */
 export function route(pattern, view, opts = {}) {
   const keys = [];
   const source = pattern.replace(/:([a-z]+)/g, (_, key) => {
@@ -28,6 +32,12 @@ function match(path) {
     }
   }
   return null;
+}
+
+/** The options of the route that serves a path ({} when none does). */
+export function routeOptions(path) {
+  const found = match(path);
+  return found ? found.route.opts : {};
 }
 
 export function startRouter(root) {

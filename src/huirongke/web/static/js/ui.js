@@ -109,7 +109,7 @@ export function avatar(url, name, size = 'md') {
 /* ---------- toast ---------- */
 
 let toastTimer = null;
-export function toast(message, kind = 'info') {
+export function toast(message, kind = 'info', duration = 2200) {
   const el = document.getElementById('toast');
   if (!el) return;
   el.textContent = message;
@@ -117,7 +117,7 @@ export function toast(message, kind = 'info') {
   window.clearTimeout(toastTimer);
   toastTimer = window.setTimeout(() => {
     el.classList.remove('is-visible');
-  }, 2200);
+  }, duration);
 }
 
 /* ---------- loading buttons ---------- */

@@ -233,7 +233,15 @@ export function loginView() {
       }
       window.clearInterval(timer);
       toast('登录成功', 'success');
-      navigate('/me', { replace: true });
+      // P42: a minor still waiting for a guardian's consent goes to the screen that asks for it.
+      let next = '/me';
+      try {
+        const guardian = await api('/me/guardian', { global: false });
+        if (guardian && guardian.restricted) next = '/me/guardian';
+      } catch {
+        /* 我的 loads either way; any restriction is explained when it applies */
+      }
+      navigate(next, { replace: true });
     });
   });
 

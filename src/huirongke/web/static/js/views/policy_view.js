@@ -1,11 +1,11 @@
-// 隐私政策: the current text with its version and date, plus this account's 同意记录.
+// 隐私政策: the two lists (second-level entries), this account's 同意记录, and the current text.
 
 import { api } from '../api.js';
 import { h, icon } from '../dom.js';
 import { formatDateTime } from '../format.js';
 import { currentPolicy, loadPolicy, policyDocument } from '../policy.js';
 import { getToken } from '../store.js';
-import { card, loadInto, loadingBlock, page } from '../ui.js';
+import { card, cell, cellGroup, loadInto, loadingBlock, page } from '../ui.js';
 
 const CHANNELS = {
   sign_in: '注册/登录时同意',
@@ -45,6 +45,10 @@ export function policyView() {
       return { policy, agreements };
     },
     ({ policy, agreements }) => [
+      cellGroup(
+        cell({ href: '#/policy/collection', label: '已收集个人信息清单', iconName: 'list', id: 'entry-collection-list' }),
+        cell({ href: '#/policy/sharing', label: '第三方信息共享清单', iconName: 'share', id: 'entry-sharing-list' }),
+      ),
       agreements ? agreementsCard(agreements) : null,
       h('section', { class: 'card card--doc', 'aria-label': '隐私政策全文' }, policyDocument(policy)),
     ].filter(Boolean),

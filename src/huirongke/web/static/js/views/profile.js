@@ -4,6 +4,7 @@ import { api, errorText } from '../api.js';
 import { h, icon, uid } from '../dom.js';
 import { GENDERS, REAL_NAME_STATUS, formatDateTime } from '../format.js';
 import { rememberMe } from '../state.js';
+import { navigate } from '../nav.js';
 import { alertBox, avatar, card, cell, cellGroup, field, loadInto, page, setFieldError, toast, withLoading } from '../ui.js';
 
 const MAX_TAGS = 10;
@@ -239,15 +240,23 @@ function basicsSection(state) {
       nickname.input.focus();
       return;
     }
+    const birthdayBefore = state.me.birthday || null;
     await withLoading(save, async () => {
       try {
-        state.me = rememberMe(await api('/me', { method: 'PATCH', json: patch }));
+        // A minor changing the birthday gets the reason in place (guardian: false), not a redirect.
+        state.me = rememberMe(await api('/me', { method: 'PATCH', json: patch, guardian: false }));
         nickname.input.value = state.me.nickname || '';
         region.input.value = state.me.region || '';
         tags.reset(state.me.tags || []);
         toast('资料已保存', 'success');
+        if ((state.me.birthday || null) !== birthdayBefore) await checkGuardian();
       } catch (err) {
         if (err.handled) return;
+        if (err.code === 'guardian_consent_required') {
+          setFieldError(birthday, err.message);
+          birthday.input.focus();
+          return;
+        }
         const names = errorFields(err);
         let message = errorText(err);
         if (err.code === 'validation_error' && names.length) message = `${message}：${names.map((n) => LABELS[n] || n).join('、')}`;
@@ -259,6 +268,19 @@ function basicsSection(state) {
     });
   });
   return form;
+}
+
+/** P42: a birthday under 18 restricts the account until a guardian consents: go and ask. */
+async function checkGuardian() {
+  try {
+    const status = await api('/me/guardian');
+    if (status.restricted) {
+      toast('你未满 18 周岁，需要监护人同意后才能继续使用', 'info', 3000);
+      navigate('/me/guardian');
+    }
+  } catch {
+    /* the restriction is explained when it applies */
+  }
 }
 
 function realNameSection(state) {

@@ -1,4 +1,5 @@
-// 账号安全和隐私设置: privacy switches (P38, P39), password, sessions, sign-out.
+// 账号安全和隐私设置: privacy switches (P38, P39), 授权管理 and 下载我的数据, password, sessions,
+// 注销账户, sign-out.
 
 import { api, errorText } from '../api.js';
 import { signOut } from '../auth.js';
@@ -156,6 +157,10 @@ export function securityView() {
       });
       return [
         card('隐私设置', h('div', { class: 'switch-list' }, SWITCHES.map(([key, title, desc]) => switchRow(key, title, desc, settings[key])))),
+        cellGroup(
+          cell({ href: '#/settings/consents', label: '授权管理', iconName: 'toggle', id: 'entry-consents' }),
+          cell({ href: '#/settings/export', label: '下载我的数据', iconName: 'download', id: 'entry-export' }),
+        ),
         h('h2', { class: 'group-title' }, '账号安全'),
         cellGroup(
           cell({
@@ -167,6 +172,7 @@ export function securityView() {
           }),
         ),
         sessionsSlot,
+        cellGroup(cell({ href: '#/settings/cancel', label: '注销账户', iconName: 'trash', id: 'entry-cancel' })),
         logout,
       ];
     },

@@ -1,0 +1,99 @@
+// Phone and SMS-code form pieces shared by the case, guardian-consent and guardian-service screens:
+// inputs, the resend countdown, and (dev mode only) filling the code from the dev outbox.
+
+import { api } from './api.js';
+import { h } from './dom.js';
+
+export function isDev() {
+  return document.body.dataset.env === 'dev';
+}
+
+export function validPhone(raw) {
+  return /^(\+?86)?1\d{10}$/.test(String(raw || '').replace(/[\s-]/g, ''));
+}
+
+export function phoneInput(id, placeholder = '请输入手机号') {
+  return h('input', {
+    id,
+    type: 'tel',
+    inputmode: 'tel',
+    autocomplete: 'off',
+    maxlength: '20',
+    placeholder,
+  });
+}
+
+export function codeInput(id) {
+  return h('input', {
+    id,
+    type: 'text',
+    inputmode: 'numeric',
+    autocomplete: 'one-time-code',
+    maxlength: '6',
+    placeholder: '6 位验证码',
+  });
+}
+
+const timers = new WeakMap();
+
+/** Disable a send button for `seconds`, showing '45 秒后重发', then re-enable it as `label`. */
+export function startCountdown(button, seconds, label = '重新获取') {
+  window.clearInterval(timers.get(button));
+  let left = Math.max(1, Math.ceil(seconds));
+  button.disabled = true;
+  const tick = () => {
+    if (!button.isConnected && left < seconds) {
+      window.clearInterval(timers.get(button));
+      return;
+    }
+    if (left <= 0) {
+      window.clearInterval(timers.get(button));
+      button.disabled = false;
+      button.textContent = label;
+      return;
+    }
+    button.textContent = `${left} 秒后重发`;
+    left -= 1;
+  };
+  tick();
+  timers.set(button, window.setInterval(tick, 1000));
+}
+
+/** How long to wait before sending again, from a 429 (0 when it can't be told). */
+export function waitFrom(err) {
+  return err && err.status === 429 && err.retryAfter && err.retryAfter <= 600 ? err.retryAfter : 0;
+}
+
+/** The dev-mode hint with its 从开发发件箱填入 button; null outside dev mode. */
+export function devHint(id, onFill) {
+  if (!isDev()) return null;
+  const button = h('button', { type: 'button', class: 'link-btn', id }, '从开发发件箱填入');
+  button.addEventListener('click', onFill);
+  return {
+    button,
+    el: h(
+      'div',
+      { class: 'dev-hint' },
+      h('span', { class: 'dev-tag' }, '开发模式'),
+      h('span', {}, '短信不会真的发出，验证码保存在开发发件箱。'),
+      button,
+    ),
+  };
+}
+
+/**
+ * The newest code sent to `phone` whose text matches `pattern` (the texts differ by purpose) and,
+ * given `since` (ms), sent after it (a few seconds of clock slack), or null. The text lands just
+ * after the 202, so look a few times before giving up.
+ */
+export async function outboxCode(phone, pattern, since = 0) {
+  const fresh = (m) => !since || Date.parse(m.sent_at) >= since - 5000;
+  for (let attempt = 0; attempt < 6; attempt += 1) {
+    if (attempt) await new Promise((resolve) => window.setTimeout(resolve, 400));
+    const res = await api(`/dev/sms-outbox?phone=${encodeURIComponent(phone)}`, { auth: false });
+    const hit = (res.messages || []).find((m) => pattern.test(m.text) && fresh(m));
+    const m = hit && /(\d{6})/.exec(hit.text);
+    if (m) return m[1];
+  }
+  return null;
+}
