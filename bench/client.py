@@ -235,6 +235,7 @@ class Burst:
     statuses: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
     stale_connection_retries: int = 0
+    outcomes: list[Any] = field(default_factory=list)  # per item: the status code, or the exception
 
     @property
     def per_s(self) -> float:
@@ -279,4 +280,4 @@ async def sign_in_burst(
     results, elapsed, retries = await _pool(port, items, concurrency, one)
     statuses = Counter(str(r) if isinstance(r, int) else type(r).__name__ for r in results)
     ok = statuses.get("201", 0)
-    return Burst(len(results), ok, elapsed, dict(statuses), latencies, retries)
+    return Burst(len(results), ok, elapsed, dict(statuses), latencies, retries, results)

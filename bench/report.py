@@ -147,6 +147,10 @@ def latest_results(directory: Path) -> list[dict[str, Any]]:
             continue
         if (res.get("source") or {}).get("kind", "working tree") != "working tree":
             continue  # runs of other code (--src-ref, --src-dir) are comparisons, not this checkout's figures
+        try:
+            res["summary"] = summarize(res)  # with the current targets
+        except (KeyError, TypeError):
+            continue  # written by an older version of the harness
         key = (res["backend"], bool(res.get("redis")))
         if key not in latest or res["date"] >= latest[key]["date"]:
             latest[key] = res
@@ -162,6 +166,15 @@ def _source(res: dict[str, Any]) -> str:
         return f"Code: the copy of `src/` in `{src['ref']}` (an experiment, not this checkout)"
     dirty = " plus uncommitted changes in `src/`" if m["src_dirty"] else ""
     return f"Code: the working tree at commit `{m['git_commit']}`{dirty}"
+
+
+def _bytecode_env(startup: dict[str, Any]) -> str:
+    env = startup.get("environment")
+    if not env:
+        return "venv bytecode not recorded"
+    pyc = "the venv has compiled bytecode" if env["venv_has_pyc"] else "the venv has no `.pyc` files"
+    dont = ", `PYTHONDONTWRITEBYTECODE=1`" if env.get("PYTHONDONTWRITEBYTECODE") else ""
+    return pyc + dont
 
 
 def _startups(st: dict[str, Any]) -> str:
@@ -238,7 +251,8 @@ def _section(res: dict[str, Any]) -> list[str]:
         f"{si['signin'].get('setup_codes_per_s', '?')}/s (code request + outbox reads, not timed).",
         f"- RSS after start / after the wrk runs / after the sign-ins: {rss[0]} / {rss[1]} / {rss[2]} MB "
         f"(peak {res['rss_after_run']['peak_rss_mb']} MB, {res['rss_after_run']['threads']} threads).",
-        f"- Startup, as installed: {_startups(res['startup']['as_installed'])}.",
+        f"- Startup, as installed ({_bytecode_env(res['startup'])}): "
+        f"{_startups(res['startup']['as_installed'])}.",
         f"- Startup with a warm `.pyc` cache: {_startups(res['startup']['bytecode_cached'])}.",
         f"- wrk: {cfg['wrk_threads']} threads, {cfg['duration_s']} s per run "
         f"after {cfg['warmup_s']} s warm-up.",
@@ -257,12 +271,13 @@ METHOD = """\
    `HRK_ENV=dev`, `HRK_LOG_LEVEL=WARNING` and, for PostgreSQL, `HRK_DATABASE_URL` pointing at a database the
    harness `CREATE`s for the run and `DROP`s afterwards. Startup is the time from `Popen` until `/readyz`
    answers 200 (interpreter start, imports, migrations of the empty database, app start-up), measured
-   on fresh data dirs (and databases) twice over: *as installed*, i.e. with the interpreter environment
-   inherited unchanged (this checkout's venv holds no `.pyc` files and the shell sets
-   `PYTHONDONTWRITEBYTECODE=1`, so every start compiles every module from source), and with a warm bytecode
-   cache (`PYTHONPYCACHEPREFIX` in a temp dir), which is what a deployment built with
-   `uv sync --compile-bytecode` gets. The server's CPU seconds at readiness are recorded too: unlike the
-   wall time, they hardly depend on what else the machine is doing.
+   on fresh data dirs (and databases) twice over: *as installed*, i.e. with the venv and the interpreter
+   environment as they are (a venv synced without `UV_COMPILE_BYTECODE=1` holds no `.pyc` files, and with
+   `PYTHONDONTWRITEBYTECODE=1` set every start then compiles every module from source; the details say
+   which case applied), and with a warm bytecode cache of the harness's own (`PYTHONPYCACHEPREFIX` in a
+   temp dir), which is what a deployment built with `uv sync --compile-bytecode` gets. The server's CPU
+   seconds at readiness are recorded too: unlike the wall time, they hardly depend on what else the
+   machine is doing.
 2. Signs a user up through the real API (`POST /api/v1/auth/sms-codes` → `GET /api/v1/dev/sms-outbox` →
    `POST /api/v1/auth/sessions` with `accept_policy_version` from `GET /api/v1/privacy/policy`).
 3. wrk (`-t2 --latency --timeout 5s`): a discarded warm-up, then `/healthz` and `/api/v1/me`
@@ -272,8 +287,8 @@ METHOD = """\
    `HRK_SMS_RESEND_SECONDS=0`, `HRK_SMS_DAILY_LIMIT=1000000`, `HRK_SMS_IP_HOURLY_LIMIT=100000000`,
    `HRK_SIGNIN_IP_HOURLY_LIMIT=100000000`, `HRK_SMS_CODE_TTL_SECONDS=3600`); then all N
    `POST /api/v1/auth/sessions` fire over 32 keep-alive connections and successes ÷ wall time is reported
-   ("new phone": this first sign-in registers the user). The same phones then get fresh codes and sign in
-   again ("returning user"), which is the plain code check + session creation.
+   ("new phone": this first sign-in registers the user). The phones that registered then get fresh codes
+   and sign in again ("returning user"), which is the plain code check + session creation.
 5. RSS is `VmRSS` from `/proc/<pid>/status`, summed over the server and its descendants, after all of
    the above.
 

@@ -11,12 +11,14 @@ See bench/README.md for what is measured and how.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from contextlib import ExitStack
@@ -43,6 +45,22 @@ def log(msg: str) -> None:
 
 def _loadavg() -> list[float]:
     return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+def venv_bytecode() -> dict[str, Any]:
+    """Whether the installed packages come with compiled bytecode (`UV_COMPILE_BYTECODE=1`), and whether
+    the environment forbids writing it: together they decide whether every start compiles every module."""
+    purelib = Path(sysconfig.get_paths()["purelib"])
+    probes = ["fastapi/routing.py", "sqlalchemy/orm/session.py", "pydantic/main.py", "starlette/routing.py"]
+    compiled = [
+        Path(importlib.util.cache_from_source(str(purelib / rel))).exists()
+        for rel in probes
+        if (purelib / rel).exists()
+    ]
+    return {
+        "venv_has_pyc": bool(compiled) and all(compiled),
+        "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE") or None,
+    }
 
 
 def machine_info(wrk: str) -> dict[str, Any]:
@@ -114,29 +132,31 @@ def measure_http(srv: Server, wrk: str, token: str, duration: int, warmup: int) 
 
 def measure_sign_in(srv: Server, count: int, concurrency: int) -> dict[str, Any]:
     port = srv.port
-    phones = client.bench_phones(count)
 
     pid = srv.proc.pid
 
-    async def burst(accept_policy_version: int | None) -> dict[str, Any]:
-        log(f"  setup: {count} codes through POST /auth/sms-codes + GET /dev/sms-outbox ...")
+    async def burst(phones: list[str], accept_policy_version: int | None) -> tuple[dict[str, Any], list[str]]:
+        log(f"  setup: {len(phones)} codes through POST /auth/sms-codes + GET /dev/sms-outbox ...")
         codes, prep_s = await client.prepare_codes(port, phones, concurrency=8)
-        log(f"  setup done in {prep_s:.1f}s; firing {count} sign-ins, {concurrency} at a time")
+        log(f"  setup done in {prep_s:.1f}s; firing {len(phones)} sign-ins, {concurrency} at a time")
         cpu0 = cpu_seconds(pid)
         result = await client.sign_in_burst(port, phones, codes, concurrency, accept_policy_version)
         cpu = cpu_seconds(pid) - cpu0
         out = result.summary()
         out["server_cpu_ms_per_req"] = round(cpu * 1000 / result.attempted, 2)
-        out["setup_codes_per_s"] = round(count / prep_s, 1)
-        return out
+        out["setup_codes_per_s"] = round(len(phones) / prep_s, 1)
+        signed_in = [p for p, outcome in zip(phones, result.outcomes, strict=True) if outcome == 201]
+        return out, signed_in
 
     async def go() -> dict[str, Any]:
         conn = client.Conn(port)
         version = await client.policy_version(conn)
         await conn.close()
-        signup = await burst(version)  # new phones: this sign-in registers the user
+        # New phones: this first sign-in registers the user.
+        signup, registered = await burst(client.bench_phones(count), version)
         log(f"  sign-up  {signup['per_s']:7.1f}/s  ({signup['ok']}/{signup['attempted']} ok)")
-        signin = await burst(None)  # the same phones again: returning users
+        # The phones that did register sign in again: returning users.
+        signin, _ = await burst(registered, None)
         log(f"  sign-in  {signin['per_s']:7.1f}/s  ({signin['ok']}/{signin['attempted']} ok)")
         return {"phones": count, "concurrency": concurrency, "signup": signup, "signin": signin}
 
@@ -241,6 +261,7 @@ def run_backend(backend: str, args: argparse.Namespace, wrk: str, pg: PgAdmin | 
     if not srv.stop_info.get("sigterm_stopped"):
         log(f"  !! the server did not exit on SIGTERM: {srv.stop_info}")
     result["startup"] = measure_startups(backend, pg, args, args.startup_runs, first_start)
+    result["startup"]["environment"] = venv_bytecode()
     result["loadavg_after"] = _loadavg()
     result["summary"] = report.summarize(result)
     return result

@@ -286,3 +286,16 @@ def test_sign_in_is_refused_while_erasing_and_leaves_nothing_behind(client, ctx)
     # rows reached through the phone's blind index that appeared while erasing are the subject's too
     assert count(ctx, "sms_codes") == 0
     assert count(ctx, "dev_sms_outbox") == 0
+
+
+def test_erase_due_cli(client, ctx, settings, monkeypatch):
+    from privacy_support import run_cli
+
+    subj = make_subject(client, ctx)
+    request_cancellation(client, subj.token)
+    r = run_cli(monkeypatch, settings, "privacy", "erase-due")
+    assert r.exit_code == 0 and "已执行 0 个注销" in r.output, r.output
+    clock.advance(timedelta(days=7))
+    r = run_cli(monkeypatch, settings, "privacy", "erase-due")
+    assert r.exit_code == 0 and "已执行 1 个注销" in r.output, r.output
+    assert_erased(client, ctx, subj)

@@ -120,3 +120,15 @@ def test_a_separate_consent_purpose_allows_it():
 def test_a_purpose_without_separate_consent_does_not(purpose):
     with pytest.raises(DataLocationError):
         check_data_location(Settings(cross_border_purpose=purpose), {"storage": "US"})
+
+
+def test_lists_cli_prints_both_lists(ctx, settings, monkeypatch):
+    import json
+
+    from privacy_support import run_cli
+
+    r = run_cli(monkeypatch, settings, "privacy", "lists")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["collection"] == lists.collection_list()
+    assert any("友盟" in p["name"] for p in out["sharing"])

@@ -26,6 +26,7 @@ from browser_support import (
     launched_browser,
     opened_tab,
     publish_policy,
+    request_and_fill_code,
     server_for_test,
     shared_server,
     shot,
@@ -345,10 +346,23 @@ def test_minor_needs_guardian_consent_and_guardian_downloads_data(
     expect(page.locator("#guardian-required")).to_contain_text("未满 18 周岁")
     with server.api() as c:
         assert c.get("/api/v1/me/guardian", headers=auth(token)).json()["restricted"] is True
-    # Any screen the server refuses (403 guardian_consent_required) leads back here.
+    # Any screen the server refuses (403 guardian_consent_required) leads back here...
     page.goto(server.base_url + "/#/settings/security")
     expect(page).to_have_url(re.compile(r"#/me/guardian$"))
     expect(page.get_by_role("heading", name="需要监护人同意")).to_be_visible()
+    # ... while the profile, with the birthday, stays open to the minor.
+    page.get_by_role("link", name="个人资料").click()
+    expect(page.locator("#profile-birthday")).to_have_value(_years_ago(16))
+    expect(page).to_have_url(re.compile(r"#/me/profile$"))
+
+    # Signing in again leads straight to the guardian screen.
+    page.evaluate("localStorage.removeItem('hrk.token')")
+    page.goto(server.base_url + "/#/login")
+    request_and_fill_code(page, "13800138106")
+    page.get_by_role("button", name="登录", exact=True).click()
+    expect(page).to_have_url(re.compile(r"#/me/guardian$"))
+    expect(page.get_by_role("heading", name="需要监护人同意")).to_be_visible()
+    token = page.evaluate("localStorage.getItem('hrk.token')")
 
     # The guardian's phone, its code (dev outbox), and the consent.
     page.locator("#guardian-phone").fill(GUARDIAN_PHONE)
@@ -388,7 +402,7 @@ def test_minor_needs_guardian_consent_and_guardian_downloads_data(
         assert resp.value.status == 202
         status = g.locator("#guardian-export-0-status")
         expect(status).to_have_text("已完成", timeout=30_000)
-        expect(g.locator("#guardian-export-0-card")).to_contain_text("小明 的个人信息")
+        expect(g.locator("#guardian-export-0-card")).to_contain_text("小明的个人信息")
         with (
             g.expect_download() as download,
             g.expect_request(lambda r: r.url.endswith("/download")) as fetched,

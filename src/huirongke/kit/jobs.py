@@ -6,6 +6,7 @@ only, never personal data. `serve` runs an in-process consumer; `huirongke worke
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -89,6 +90,12 @@ class JobQueue:
         return int(self.huey.pending_count())
 
     def start_consumer(self, workers: int = 2) -> Consumer:
+        """Start consumer threads inside this process. huey's start() installs its own SIGINT,
+        SIGTERM and SIGHUP handlers, which only a blocking run() would honour; the host (uvicorn)
+        keeps its handlers, so Ctrl-C and SIGTERM still stop the server and its lifespan."""
         consumer = self.huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
+        saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         consumer.start()
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
         return consumer

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.orm import Session
 
 from huirongke.kit.clock import utcnow
@@ -43,6 +43,18 @@ def _digest(
     return hashlib.sha256((prev + payload).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Pending:
+    action: str
+    actor_type: str
+    actor_id: str | None
+    subject_id: str | None
+    fields: list[str]
+    purpose: str | None
+    request_id: str | None
+    at: datetime
+
+
 def record(
     session: Session,
     action: str,
@@ -52,38 +64,78 @@ def record(
     subject_id: str | None,
     fields: Iterable[str] = (),
     purpose: str | None = None,
-) -> AuditEvent:
-    # Lock the head first: on PostgreSQL a row lock, on SQLite the write lock.
-    touched = session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))
+) -> None:
+    """Queue an event; it is chained and written as the transaction commits (see `_chain_pending`).
+    Taking the chain head last keeps its lock for microseconds instead of the whole request."""
+    session.info.setdefault(_PENDING, []).append(
+        _Pending(
+            action=action,
+            actor_type=actor_type,
+            actor_id=actor_id,
+            subject_id=subject_id,
+            fields=sorted(set(fields)),
+            purpose=purpose,
+            request_id=structlog.contextvars.get_contextvars().get("request_id"),
+            at=utcnow(),
+        )
+    )
+
+
+_PENDING = "audit_pending"
+
+
+@event.listens_for(Session, "before_commit")
+def _chain_pending(session: Session) -> None:
+    pending: list[_Pending] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    # Lock the head: on PostgreSQL a row lock, on SQLite the write lock; both end at the commit.
+    touched = session.execute(
+        update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + len(pending))
+    )
     if not touched.rowcount:  # type: ignore[attr-defined]
-        session.add(AuditHead(id=1, seq=1, hash=GENESIS))
+        session.add(AuditHead(id=1, seq=len(pending), hash=GENESIS, pruned_through=0))
         session.flush()
     head = session.execute(
         select(AuditHead).where(AuditHead.id == 1).execution_options(populate_existing=True)
     ).scalar_one()
-    request_id = structlog.contextvars.get_contextvars().get("request_id")
-    at = utcnow()
-    names = sorted(set(fields))
-    digest = _digest(
-        head.hash, head.seq, at, actor_type, actor_id, subject_id, action, names, purpose, request_id
-    )
-    event = AuditEvent(
-        seq=head.seq,
-        at=at,
-        actor_type=actor_type,
-        actor_id=actor_id,
-        subject_id=subject_id,
-        action=action,
-        fields=names,
-        purpose=purpose,
-        request_id=request_id,
-        prev_hash=head.hash,
-        hash=digest,
-    )
-    head.hash = digest
-    session.add(event)
+    seq, prev = head.seq - len(pending) + 1, head.hash
+    for p in pending:
+        digest = _digest(
+            prev,
+            seq,
+            p.at,
+            p.actor_type,
+            p.actor_id,
+            p.subject_id,
+            p.action,
+            p.fields,
+            p.purpose,
+            p.request_id,
+        )
+        session.add(
+            AuditEvent(
+                seq=seq,
+                at=p.at,
+                actor_type=p.actor_type,
+                actor_id=p.actor_id,
+                subject_id=p.subject_id,
+                action=p.action,
+                fields=p.fields,
+                purpose=p.purpose,
+                request_id=p.request_id,
+                prev_hash=prev,
+                hash=digest,
+            )
+        )
+        seq, prev = seq + 1, digest
+    head.hash = prev
     session.flush()
-    return event
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
 
 
 def user_action(
@@ -114,6 +166,7 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
     expected_seq: int | None = None
     checked = 0
     last_seq = 0
+    first_seq: int | None = None
     while True:
         rows = list(
             session.scalars(
@@ -141,10 +194,21 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
             )
             if digest != e.hash:
                 return VerifyResult(False, checked, e.seq, "事件内容被篡改")
+            if first_seq is None:
+                first_seq = e.seq
             prev, expected_seq, last_seq = e.hash, e.seq + 1, e.seq
             checked += 1
     head = session.get(AuditHead, 1)
-    if head is not None and checked and (head.hash != prev or head.seq != last_seq):
+    if head is None:
+        return VerifyResult(checked == 0, checked, None, "" if checked == 0 else "链头缺失")
+    if not checked:
+        if head.seq != head.pruned_through:
+            return VerifyResult(False, 0, head.pruned_through + 1, "事件被删除（日志为空，但链头记录了事件）")
+        return VerifyResult(True, 0)
+    if first_seq != head.pruned_through + 1:
+        # Only retention may remove events, and it records how far it went.
+        return VerifyResult(False, checked, head.pruned_through + 1, "起始事件被删除（未经保存期限清理）")
+    if head.hash != prev or head.seq != last_seq:
         return VerifyResult(False, checked, last_seq, "链尾与记录不一致（末尾事件被删除）")
     return VerifyResult(True, checked)
 
@@ -152,5 +216,9 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
 def prune(session: Session, keep_days: int) -> int:
     """Drop events older than the retention period, from the start of the chain only."""
     cutoff = utcnow() - timedelta(days=keep_days)
-    result = session.execute(delete(AuditEvent).where(AuditEvent.at < cutoff))
+    last = session.scalar(select(func.max(AuditEvent.seq)).where(AuditEvent.at < cutoff))
+    if last is None:
+        return 0
+    result = session.execute(delete(AuditEvent).where(AuditEvent.seq <= last))
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(pruned_through=last))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -131,6 +131,8 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, info=NOT_PERSONAL)
     seq: Mapped[int] = mapped_column(Integer, info=NOT_PERSONAL)
     hash: Mapped[str] = mapped_column(String(64), info=NOT_PERSONAL)
+    #: The last sequence number removed by retention: the chain must start right after it.
+    pruned_through: Mapped[int] = mapped_column(Integer, default=0, info=NOT_PERSONAL)
 
 
 class DataExport(Base):

@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.Column("pruned_through", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_head")),
     )
     op.create_table(
@@ -188,9 +189,13 @@ def upgrade() -> None:
         )
 
     audit_head = sa.table(
-        "audit_head", sa.column("id", sa.Integer), sa.column("seq", sa.Integer), sa.column("hash", sa.String)
+        "audit_head",
+        sa.column("id", sa.Integer),
+        sa.column("seq", sa.Integer),
+        sa.column("hash", sa.String),
+        sa.column("pruned_through", sa.Integer),
     )
-    op.bulk_insert(audit_head, [{"id": 1, "seq": 0, "hash": "0" * 64}])
+    op.bulk_insert(audit_head, [{"id": 1, "seq": 0, "hash": "0" * 64, "pruned_through": 0}])
     # ### end Alembic commands ###
 
 

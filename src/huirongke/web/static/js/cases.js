@@ -4,7 +4,7 @@
 import { api, errorText } from './api.js';
 import { h, icon } from './dom.js';
 import { formatDateTime, formatDay, maskPhone } from './format.js';
-import { codeInput, devHint, outboxCode, startCountdown, waitFrom } from './sms.js';
+import { codeInput, devHint, outboxCode, outboxMark, startCountdown, waitFrom } from './sms.js';
 import { state } from './state.js';
 import { alertBox, field, setFieldError, toast, withLoading } from './ui.js';
 
@@ -29,11 +29,12 @@ export async function ownPhone() {
 }
 
 /**
- * The SMS-code step of a case. `sentAt` (ms) is when the code went out (to pick it from the dev
- * outbox and to start the resend countdown); onVerified(case) runs with the verified case.
+ * The SMS-code step of a case. `sentAt` (ms) is when the code went out (for the resend countdown)
+ * and `mark` the dev outbox mark taken before it (outboxMark); onVerified(case) runs with the
+ * verified case.
  */
-export function caseVerifyBlock(c, { onVerified, sentAt = Date.now(), idPrefix = 'case' }) {
-  let since = sentAt;
+export function caseVerifyBlock(c, { onVerified, sentAt = Date.now(), mark = 0, idPrefix = 'case' }) {
+  let after = mark;
   const code = codeInput(`${idPrefix}-code`);
   const resend = h('button', { type: 'button', class: 'code-btn', id: `${idPrefix}-resend` }, '重新发送验证码');
   const fCode = field({ label: '验证码', input: code });
@@ -51,7 +52,7 @@ export function caseVerifyBlock(c, { onVerified, sentAt = Date.now(), idPrefix =
     withLoading(dev.button, async () => {
       alert.clear();
       try {
-        const found = await outboxCode(await ownPhone(), /申请/, since);
+        const found = await outboxCode(await ownPhone(), /申请/, after);
         if (!found) {
           alert.show('开发发件箱里还没有这条申请的验证码，请点击“重新发送验证码”。');
           return;
@@ -72,8 +73,9 @@ export function caseVerifyBlock(c, { onVerified, sentAt = Date.now(), idPrefix =
     alert.clear();
     const wait = await withLoading(resend, async () => {
       try {
-        since = Date.now();
+        const next = await outboxMark(await ownPhone().catch(() => ''));
         const res = await api(`/me/cases/${encodeURIComponent(c.id)}/verification-code`, { method: 'POST' });
+        after = next; // only once a new code is on its way
         toast('验证码已重新发送', 'success');
         code.focus();
         return res.resend_after || 60;

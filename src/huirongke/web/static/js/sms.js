@@ -81,17 +81,36 @@ export function devHint(id, onFill) {
   };
 }
 
+async function outbox(phone) {
+  const res = await api(`/dev/sms-outbox?phone=${encodeURIComponent(phone)}`, { auth: false });
+  return (res && res.messages) || [];
+}
+
 /**
- * The newest code sent to `phone` whose text matches `pattern` (the texts differ by purpose) and,
- * given `since` (ms), sent after it (a few seconds of clock slack), or null. The text lands just
- * after the 202, so look a few times before giving up.
+ * Dev mode, just before a code is requested: the server time of the newest text already in the
+ * outbox for `phone` (0 when none), so the fill can't pick an older, spent code.
  */
-export async function outboxCode(phone, pattern, since = 0) {
-  const fresh = (m) => !since || Date.parse(m.sent_at) >= since - 5000;
+export async function outboxMark(phone) {
+  if (!isDev() || !validPhone(phone)) return 0;
+  try {
+    const [newest] = await outbox(phone);
+    return newest ? Date.parse(newest.sent_at) || 0 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The newest code sent to `phone` whose text matches `pattern` (the texts differ by purpose) and
+ * that is newer than `mark` (from outboxMark), or null. The text lands just after the 202, so
+ * look a few times before giving up.
+ */
+export async function outboxCode(phone, pattern, mark = 0) {
+  const fresh = (m) => !mark || Date.parse(m.sent_at) > mark;
   for (let attempt = 0; attempt < 6; attempt += 1) {
     if (attempt) await new Promise((resolve) => window.setTimeout(resolve, 400));
-    const res = await api(`/dev/sms-outbox?phone=${encodeURIComponent(phone)}`, { auth: false });
-    const hit = (res.messages || []).find((m) => pattern.test(m.text) && fresh(m));
+    const messages = await outbox(phone);
+    const hit = messages.find((m) => pattern.test(m.text) && fresh(m));
     const m = hit && /(\d{6})/.exec(hit.text);
     if (m) return m[1];
   }

@@ -7,6 +7,7 @@ import { h, icon, uid } from '../dom.js';
 import { maskPhone } from '../format.js';
 import { rerender } from '../nav.js';
 import { caseAcceptedCard, caseVerifyBlock, ownPhone } from '../cases.js';
+import { outboxMark } from '../sms.js';
 import { getToken } from '../store.js';
 import { alertBox, card, cell, cellGroup, field, loadInto, page, setFieldError, withLoading } from '../ui.js';
 
@@ -136,9 +137,10 @@ function caseForm(kinds, grounds, onOpened) {
     }
     await withLoading(submit, async () => {
       try {
+        const mark = await outboxMark(await ownPhone().catch(() => ''));
         const sentAt = Date.now();
         const opened = await api('/me/cases', { method: 'POST', json: body });
-        onOpened(opened, sentAt);
+        onOpened(opened, sentAt, mark);
       } catch (err) {
         if (err.handled) return;
         if (err.code === 'invalid_description') setFieldError(description, err.message);
@@ -152,16 +154,18 @@ function caseForm(kinds, grounds, onOpened) {
 
 function caseSection() {
   const slot = h('section', { class: 'card', id: 'case-card', 'aria-label': '在线提交申请' });
-  const verify = (opened, sentAt) => {
+  const verify = (opened, sentAt, mark) => {
     slot.replaceChildren(
       h('h2', { class: 'card-title' }, '验证身份'),
       h('p', { class: 'case-summary' }, opened.kind_label, ' · ', h('span', { class: 'badge badge--pending', id: 'case-status' }, opened.status_label)),
       caseVerifyBlock(opened, {
         sentAt,
+        mark,
         onVerified: (verified) => slot.replaceWith(caseAcceptedCard(verified, { onAnother: () => rerender() })),
       }),
     );
-    slot.querySelector('#case-code').focus();
+    slot.scrollIntoView({ block: 'start' });
+    slot.querySelector('#case-code').focus({ preventScroll: true });
   };
   loadInto(slot, () => api('/privacy/case-kinds', { auth: false }), (meta) => caseForm(meta.kinds, meta.deletion_grounds, verify));
   return slot;

@@ -11,7 +11,7 @@ import { h, icon } from '../dom.js';
 import { formatDateTime } from '../format.js';
 import { exportTracker } from '../exports.js';
 import { navigate } from '../nav.js';
-import { codeInput, devHint, outboxCode, phoneInput, startCountdown, validPhone, waitFrom } from '../sms.js';
+import { codeInput, devHint, outboxCode, outboxMark, phoneInput, startCountdown, validPhone, waitFrom } from '../sms.js';
 import { getToken } from '../store.js';
 import { alertBox, card, cell, cellGroup, confirmDialog, field, loadInto, page, setFieldError, toast, withLoading } from '../ui.js';
 
@@ -24,7 +24,7 @@ function phoneCodeFields(prefix, { sendPath, auth, outboxPattern, alert }) {
   fPhone.row.querySelector('.field-control').prepend(h('span', { class: 'phone-prefix', 'aria-hidden': 'true' }, '+86'));
   const fCode = field({ label: '验证码', input: code });
   fCode.row.querySelector('.field-control').append(send);
-  let sentAt = 0;
+  let mark = 0;
 
   send.addEventListener('click', async () => {
     alert.clear();
@@ -36,8 +36,9 @@ function phoneCodeFields(prefix, { sendPath, auth, outboxPattern, alert }) {
     }
     const wait = await withLoading(send, async () => {
       try {
-        sentAt = Date.now();
+        const next = await outboxMark(phone.value.trim());
         const res = await api(sendPath, { method: 'POST', json: { guardian_phone: phone.value.trim() }, auth });
+        mark = next; // only once a new code is on its way
         toast('验证码已发送', 'success');
         code.focus();
         return res.resend_after || 60;
@@ -60,7 +61,7 @@ function phoneCodeFields(prefix, { sendPath, auth, outboxPattern, alert }) {
         return;
       }
       try {
-        const found = await outboxCode(phone.value.trim(), outboxPattern, sentAt);
+        const found = await outboxCode(phone.value.trim(), outboxPattern, mark);
         if (!found) {
           alert.show('开发发件箱里还没有发往该号码的验证码，请先点击“获取验证码”。');
           return;
@@ -190,20 +191,20 @@ export function guardianConsentView() {
 /* ---------- 监护人服务 (public: the guardian has no account) ---------- */
 
 function childResult(r, kind, i) {
-  const name = r.nickname || '未设置昵称的账号';
+  const name = r.nickname || '孩子';
   if (kind === 'export') {
     return exportTracker(
       { id: r.export_id, status: 'pending', progress: 0, download_url: null },
       {
         idPrefix: `guardian-export-${i}`,
-        title: `${name} 的个人信息`,
+        title: `${name}的个人信息`,
         poll: () => api(`/guardian/exports/${encodeURIComponent(r.export_id)}`, { auth: false, headers: { 'X-Guardian-Token': r.download_token } }),
         requestOpts: { auth: false, headers: { 'X-Guardian-Token': r.download_token } },
       },
     );
   }
   return card(
-    name,
+    r.nickname || '孩子的账号',
     h(
       'p',
       { class: 'card-text', id: `guardian-erase-${i}` },

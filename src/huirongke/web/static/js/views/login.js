@@ -5,6 +5,7 @@ import { deviceInfo } from '../device.js';
 import { h } from '../dom.js';
 import { navigate } from '../nav.js';
 import { currentPolicy, loadPolicy, policyAgreed, requirePolicyUpdate } from '../policy.js';
+import { outboxCode, outboxMark } from '../sms.js';
 import { rememberMe } from '../state.js';
 import { setToken } from '../store.js';
 import { alertBox, field, page, setFieldError, toast, withLoading } from '../ui.js';
@@ -100,6 +101,7 @@ export function loginView() {
 
   /* ---- 获取验证码 with a countdown ---- */
   let timer = null;
+  let outboxAfter = 0; // dev mode: only texts newer than this fill the code
   function startCountdown(seconds) {
     window.clearInterval(timer);
     let left = Math.max(1, Math.ceil(seconds));
@@ -133,7 +135,9 @@ export function loginView() {
     }
     const wait = await withLoading(sendBtn, async () => {
       try {
+        const mark = await outboxMark(value);
         const res = await api('/auth/sms-codes', { method: 'POST', json: { phone: value }, auth: false });
+        outboxAfter = mark;
         toast('验证码已发送', 'success');
         code.focus();
         return res.resend_after || 60;
@@ -157,19 +161,12 @@ export function loginView() {
           return;
         }
         try {
-          // The text lands in the outbox just after the 202, so look a few times before giving up.
-          let match = null;
-          for (let attempt = 0; attempt < 4 && !match; attempt += 1) {
-            if (attempt) await new Promise((resolve) => window.setTimeout(resolve, 400));
-            const res = await api(`/dev/sms-outbox?phone=${encodeURIComponent(value)}`, { auth: false });
-            const latest = res.messages && res.messages[0];
-            match = latest && /(\d{6})/.exec(latest.text);
-          }
-          if (!match) {
+          const found = await outboxCode(value, /登录/, outboxAfter);
+          if (!found) {
             alert.show('开发发件箱里还没有发往该号码的验证码，请先点击“获取验证码”。');
             return;
           }
-          code.value = match[1];
+          code.value = found;
           setFieldError(fCode, null);
           toast('已从开发发件箱填入验证码');
         } catch (err) {
