@@ -325,3 +325,71 @@ def test_prod_never_prints_sign_in_codes(settings, ctx, capsys):
         assert not leaked, f"a sign-in code was printed in prod: {printed!r}"
     else:  # refusing to send (the console provider sends nothing) is acceptable, never a crash
         assert_error_body(r, 503)
+
+
+# --- NUL bytes (PostgreSQL refuses them in text: they must be a 4xx, never a 500) -------------------
+
+
+@pytest.fixture
+def no_raise(client):
+    return TestClient(client.app, raise_server_exceptions=False)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/api/v1/users/a%00b", None),
+        ("DELETE", "/api/v1/me/sessions/a%00b", None),
+        ("PATCH", "/api/v1/me", {"avatar_media_id": "a\x00b"}),
+        ("PATCH", "/api/v1/me", {"nickname": "a\x00b"}),
+        ("PATCH", "/api/v1/me", {"region": "a\x00b"}),
+        ("PATCH", "/api/v1/me", {"tags": ["a\x00b"]}),
+        ("PUT", "/api/v1/me/password", {"password": "abc\x00defg1"}),
+        ("GET", "/media/img/a%00b.jpg", None),
+        ("GET", "/api/v1/privacy/policy?x=%00", None),
+    ],
+)
+def test_nul_bytes_are_never_a_server_error(client, no_raise, method, path, body):
+    token, _ = sign_up(client)
+    r = no_raise.request(method, path, json=body, headers=auth(token))
+    assert r.status_code < 500, f"{method} {path}: {r.status_code} {r.text}"
+    if r.status_code >= 400:
+        assert_error_body(r, r.status_code)
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        {"model": "Mate\x0060", "device_id": "d1"},
+        {"os_version": "HarmonyOS\x00", "device_id": "d1"},
+        {"network_type": "wi\x00fi", "device_id": "d1"},
+        {"device_id": "d\x001"},
+    ],
+)
+def test_nul_bytes_in_device_info_are_never_a_server_error(client, no_raise, device):
+    sign_up(client)
+    from datetime import timedelta
+
+    from huirongke.kit.clock import clock
+
+    clock.advance(timedelta(seconds=61))
+    assert no_raise.post("/api/v1/auth/sms-codes", json={"phone": PHONE}).status_code == 202
+    body = {"phone": PHONE, "code": latest_code(no_raise, PHONE), "device": device}
+    r = no_raise.post("/api/v1/auth/sessions", json=body)
+    assert r.status_code < 500, r.text
+    if r.status_code >= 400:
+        assert_error_body(r, r.status_code)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/auth/sms-codes", {"phone": "138\x0000138000"}),
+        ("/api/v1/auth/sessions", {"phone": PHONE, "code": "12\x003456"}),
+        ("/api/v1/auth/sessions", {"phone": PHONE, "password": "ab\x00cdefg1"}),
+    ],
+)
+def test_nul_bytes_in_sign_in_are_4xx(no_raise, path, body):
+    r = no_raise.post(path, json=body)
+    assert 400 <= r.status_code < 500, r.text
+    assert_error_body(r, r.status_code)

@@ -64,7 +64,10 @@ def _sms_provider(ctx: AppContext) -> SmsProvider:
                 "guardian_code": s.aliyun_sms_template_guardian,
             },
         )
-    return ConsoleSmsProvider(ctx.write_dev_outbox if s.env != "prod" else None)
+    if s.env == "prod":
+        # The console provider prints codes: in production anyone reading the logs could sign in.
+        raise RuntimeError("HRK_SMS_PROVIDER=console cannot run with HRK_ENV=prod; configure a real provider")
+    return ConsoleSmsProvider(ctx.write_dev_outbox)
 
 
 def build_context(settings: Settings, *, immediate_jobs: bool = False) -> AppContext:

@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -144,6 +145,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
+
+    @app.exception_handler(OperationalError)
+    async def _db_operational(request: Request, exc: OperationalError) -> JSONResponse:
+        if "locked" in str(exc.orig).lower() or "deadlock" in str(exc.orig).lower():
+            # Contention, not a bug: nothing was written, and trying again shortly will work.
+            log.warning("database_busy", path=request.url.path)
+            return JSONResponse(
+                error_body("busy", "系统繁忙，请稍后重试"), status_code=503, headers={"Retry-After": "1"}
+            )
+        log.error("database_error", error_type=type(exc.orig).__name__, path=request.url.path)
+        return JSONResponse(error_body("internal_error", "服务器开小差了，请稍后再试"), status_code=500)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
