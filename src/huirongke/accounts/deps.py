@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,10 +18,11 @@ from huirongke.context import AppContext
 from huirongke.kit.clock import utcnow
 from huirongke.kit.errors import AppError, PreconditionRequired, Unauthorized
 from huirongke.privacy import consent
+from huirongke.privacy.models import PolicyAgreement
 from huirongke.privacy.purposes import PURPOSES
 
 
-def get_ctx(request: Request) -> AppContext:
+async def get_ctx(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
 
@@ -28,9 +30,20 @@ def get_ctx(request: Request) -> AppContext:
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_session(request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]) -> Iterator[Session]:
-    with ctx.db.session(write=request.method not in _READS) as session:
+async def get_session(
+    request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]
+) -> AsyncIterator[Session]:
+    """One unit of work per request. Opening a read session does no I/O, so only writers (which
+    take SQLite's write lock at BEGIN) and the final commit go through the thread pool."""
+    write = request.method not in _READS
+    unit = ctx.db.session(write=write)
+    session = await run_in_threadpool(unit.__enter__) if write else unit.__enter__()
+    try:
         yield session
+    except BaseException as exc:
+        await run_in_threadpool(unit.__exit__, type(exc), exc, exc.__traceback__)
+        raise
+    await run_in_threadpool(unit.__exit__, None, None, None)
 
 
 Ctx = Annotated[AppContext, Depends(get_ctx)]
@@ -44,6 +57,7 @@ class Principal:
     user: User
     auth: AuthSession
     policy_agreed: bool
+    policy_version: int  # the current version when the request started
 
 
 def _bearer(request: Request) -> str:
@@ -56,46 +70,48 @@ def _bearer(request: Request) -> str:
 
 def _principal(request: Request, ctx: Ctx, session: DB) -> Principal:
     token = _bearer(request)
+    current = ctx.policy.current(session)
+    agreed = (
+        select(PolicyAgreement.id)
+        .where(PolicyAgreement.user_id == User.id, PolicyAgreement.version == current.version)
+        .exists()
+    )
+    # One round trip: the session, its user, and whether the current policy version is agreed.
     row = session.execute(
-        select(AuthSession, User)
+        select(AuthSession, User, agreed)
         .join(User, User.id == AuthSession.user_id)
         .where(AuthSession.token_hash == hash_token(token))
     ).first()
     now = utcnow()
     if row is None:
         raise Unauthorized("登录状态无效，请重新登录", code="invalid_token")
-    auth, user = row
+    auth, user, has_agreed = row
     if auth.revoked_at is not None or auth.expires_at <= now or user.status != "active":
         raise Unauthorized("登录已过期，请重新登录", code="token_expired")
     if now - auth.last_seen_at > timedelta(minutes=5):
         auth.last_seen_at = now
-    current = ctx.policy.current(session)
-    agreed = ctx.policy.has_agreed(session, user.id, current.version)
     request.state.user_id = user.id
-    return Principal(user, auth, agreed)
+    return Principal(user, auth, bool(has_agreed), current.version)
 
 
-def any_principal(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+async def any_principal(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
     """Signed in, whether or not the current policy is agreed: only the rights endpoints use this."""
     return principal
 
 
-def agreed_principal(
-    principal: Annotated[Principal, Depends(_principal)], ctx: Ctx, session: DB
-) -> Principal:
+async def agreed_principal(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
     """Signed in and agreed to the current policy (P01, P41)."""
     if not principal.policy_agreed:
-        current = ctx.policy.current(session)
         raise AppError(
             "隐私政策已更新，请阅读并同意后继续使用",
             code="policy_update_required",
             status=428,
-            details={"current_version": current.version},
+            details={"current_version": principal.policy_version},
         )
     return principal
 
 
-def principal(principal: Annotated[Principal, Depends(agreed_principal)]) -> Principal:
+async def principal(principal: Annotated[Principal, Depends(agreed_principal)]) -> Principal:
     """Agreed, and not a minor still waiting for a guardian's consent (P42)."""
     from huirongke.privacy.minors import restricted
 

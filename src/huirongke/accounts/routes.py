@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from huirongke.accounts import profile, signin
@@ -130,8 +131,9 @@ def list_devices(user: CurrentUser, session: DB) -> list[DeviceOut]:
 
 
 @router.get("/me", response_model=MeOut)
-def get_me(user: AgreedUser, ctx: Ctx, session: DB) -> MeOut:
-    return profile.me_out(ctx, session, user.user, ctx.policy.current(session).version)
+async def get_me(user: AgreedUser, ctx: Ctx, session: DB) -> MeOut:
+    # A hot path: one thread-pool hop for the reads, validation on the event loop.
+    return await run_in_threadpool(profile.me_out, ctx, session, user.user, user.policy_version)
 
 
 @router.patch("/me", response_model=MeOut)
