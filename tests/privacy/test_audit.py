@@ -221,8 +221,9 @@ def test_staff_reads_are_audited(client, ctx):
 
 
 def test_concurrent_writers_on_an_empty_log(ctx):
-    """The very first events of a fresh deployment may come at once: the chain head is created by
-    whichever writer comes first, and nobody fails."""
+    """With no chain-head row (the test harness empties every table; a database migrated before 0002
+    seeded the head), `_chain_pending` creates the head itself. Concurrent first writers must not fail:
+    the creation has to tolerate a writer that got there first."""
     assert count(ctx, "audit_head") == 0
     barrier = threading.Barrier(4)
     errors: list[str] = []

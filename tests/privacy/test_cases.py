@@ -232,9 +232,9 @@ def test_refusal_gives_reasons_and_the_right_to_go_to_court(client, ctx):
     with ctx.db.session() as s, pytest.raises(AppError) as exc:
         cases.resolve(ctx, s, case["id"], "staff-7", "已删除")
     assert exc.value.code == "case_not_open"
+    owner = case_user(ctx, case["id"])
     with ctx.db.session() as s:
-        q = select(AuditEvent.action).where(AuditEvent.subject_id == case_user(ctx, case["id"]))
-        actions = list(s.scalars(q))
+        actions = list(s.scalars(select(AuditEvent.action).where(AuditEvent.subject_id == owner)))
     assert "case.refused" in actions
 
 

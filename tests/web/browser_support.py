@@ -117,9 +117,7 @@ def running_server(cwd: Path, env: dict[str, str], *, jobs: bool = False) -> Ite
         finally:
             proc.terminate()
             try:
-                # With jobs, huey's consumer takes over SIGTERM and the process doesn't stop on it
-                # (see the report on kit/jobs.py): don't wait long before killing it.
-                proc.wait(timeout=3 if jobs else 15)
+                proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

@@ -125,7 +125,8 @@ async def principal(principal: Annotated[Principal, Depends(agreed_principal)]) 
 
 
 AnyUser = Annotated[Principal, Depends(any_principal)]
-#: What a minor may still use before a guardian consents: their profile, the guardian flow, consents.
+#: What a minor may still use before a guardian consents: their profile and the guardian flow.
+#: (Consents are not among them: a minor's consent needs the guardian's first.)
 AgreedUser = Annotated[Principal, Depends(agreed_principal)]
 CurrentUser = Annotated[Principal, Depends(principal)]
 

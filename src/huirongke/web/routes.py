@@ -18,5 +18,10 @@ router = APIRouter(include_in_schema=False)
 def shell(request: Request) -> HTMLResponse:
     # The shell is the same for everyone and holds no data: the policy dialog runs before any API call.
     settings = request.app.state.ctx.settings
-    context = {"env": settings.env, "hotline": settings.hotline, "company_name": settings.company_name}
+    context = {
+        "env": settings.env,
+        "hotline": settings.hotline,
+        "company_name": settings.company_name,
+        "cooling_off_days": settings.cancellation_cooling_off_days,
+    }
     return templates.TemplateResponse(request, "index.html", context)

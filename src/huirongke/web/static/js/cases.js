@@ -73,7 +73,7 @@ export function caseVerifyBlock(c, { onVerified, sentAt = Date.now(), mark = 0, 
     alert.clear();
     const wait = await withLoading(resend, async () => {
       try {
-        const next = await outboxMark(await ownPhone().catch(() => ''));
+        const next = await outboxMark(ownPhone);
         const res = await api(`/me/cases/${encodeURIComponent(c.id)}/verification-code`, { method: 'POST' });
         after = next; // only once a new code is on its way
         toast('验证码已重新发送', 'success');

@@ -88,12 +88,15 @@ async function outbox(phone) {
 
 /**
  * Dev mode, just before a code is requested: the server time of the newest text already in the
- * outbox for `phone` (0 when none), so the fill can't pick an older, spent code.
+ * outbox for `phone` (0 when none), so the fill can't pick an older, spent code. `phone` may be a
+ * function resolving it, called only in dev mode. Outside dev mode: 0, and no request.
  */
 export async function outboxMark(phone) {
-  if (!isDev() || !validPhone(phone)) return 0;
+  if (!isDev()) return 0;
   try {
-    const [newest] = await outbox(phone);
+    const number = typeof phone === 'function' ? await phone() : phone;
+    if (!validPhone(number)) return 0;
+    const [newest] = await outbox(number);
     return newest ? Date.parse(newest.sent_at) || 0 : 0;
   } catch {
     return 0;

@@ -137,7 +137,7 @@ function caseForm(kinds, grounds, onOpened) {
     }
     await withLoading(submit, async () => {
       try {
-        const mark = await outboxMark(await ownPhone().catch(() => ''));
+        const mark = await outboxMark(ownPhone);
         const sentAt = Date.now();
         const opened = await api('/me/cases', { method: 'POST', json: body });
         onOpened(opened, sentAt, mark);
