@@ -24,7 +24,10 @@ from huirongke.migrate import upgrade
 from huirongke.models import Base
 
 PG_ADMIN_URL = os.environ.get("HRK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("HRK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# One Redis database per xdist worker, so parallel workers never empty each other's keys.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", … or None
+_REDIS_DB = 15 if _WORKER is None else 14 - int(_WORKER.removeprefix("gw"))
+REDIS_URL = os.environ.get("HRK_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{_REDIS_DB}")
 REQUIRE_SERVICES = os.environ.get("HRK_REQUIRE_SERVICES") == "1"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -150,7 +153,11 @@ def sign_up(client: TestClient, phone: str = "13800138000", **device: Any) -> tu
     r = client.post("/api/v1/auth/sms-codes", json={"phone": phone})
     assert r.status_code == 202, r.text
     version = client.get("/api/v1/privacy/policy").json()["version"]
-    body: dict[str, Any] = {"phone": phone, "code": latest_code(client, phone), "accept_policy_version": version}
+    body: dict[str, Any] = {
+        "phone": phone,
+        "code": latest_code(client, phone),
+        "accept_policy_version": version,
+    }
     if device:
         body["device"] = device
     r = client.post("/api/v1/auth/sessions", json=body)

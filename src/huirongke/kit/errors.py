@@ -8,7 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -145,6 +145,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
+
+    @app.exception_handler(DataError)
+    async def _db_data(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value (e.g. a NUL byte PostgreSQL cannot store): bad input, not a bug.
+        log.warning("database_rejected_value", error_type=type(exc.orig).__name__, path=request.url.path)
+        return JSONResponse(error_body("invalid_input", "提交的内容包含无法处理的字符"), status_code=400)
 
     @app.exception_handler(OperationalError)
     async def _db_operational(request: Request, exc: OperationalError) -> JSONResponse:

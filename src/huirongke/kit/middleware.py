@@ -41,6 +41,8 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        if "\x00" in path:  # no route has a NUL in it, and some databases cannot even compare one
+            scope = dict(scope, path="/__invalid_path__")
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         start = time.perf_counter()

@@ -49,6 +49,13 @@ async def upload(request: Request, user: CurrentUser, ctx: Ctx, session: DB) -> 
         raise TooLarge(f"图片不能超过 {limit // (1024 * 1024)} MB", code="file_too_large")
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise Invalid("请以 multipart/form-data 上传，字段名为 file", code="multipart_required", status=415)
+    # Read at most the limit (plus room for the multipart framing), whatever Content-Length says.
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit + 64 * 1024:
+            raise TooLarge(f"图片不能超过 {limit // (1024 * 1024)} MB", code="file_too_large")
+    request._body = bytes(body)  # Starlette parses the form from the cached body
     try:
         form = await request.form(max_files=1, max_fields=5, max_part_size=limit + 1)
     except Exception:

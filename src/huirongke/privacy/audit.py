@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import delete, event, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from huirongke.kit.clock import utcnow
@@ -94,8 +96,14 @@ def _chain_pending(session: Session) -> None:
         update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + len(pending))
     )
     if not touched.rowcount:  # type: ignore[attr-defined]
-        session.add(AuditHead(id=1, seq=len(pending), hash=GENESIS, pruned_through=0))
-        session.flush()
+        # The migration seeds the head; this only runs on a database emptied by hand. Concurrent
+        # writers may all get here: exactly one insert wins, the others take the update again.
+        dialect = session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        session.execute(
+            insert(AuditHead).values(id=1, seq=0, hash=GENESIS, pruned_through=0).on_conflict_do_nothing()
+        )
+        session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + len(pending)))
     head = session.execute(
         select(AuditHead).where(AuditHead.id == 1).execution_options(populate_existing=True)
     ).scalar_one()

@@ -140,7 +140,7 @@ def request_export(ctx: AppContext, session: Session, user_id: str, requested_by
     )
     if last is not None and last.status in ("pending", "running"):
         return last
-    if last is not None and interval and now - last.created_at < interval:
+    if last is not None and last.status != "failed" and interval and now - last.created_at < interval:
         retry = int((last.created_at + interval - now).total_seconds()) + 1
         raise RateLimited(retry, "每 24 小时只能导出一次，请稍后再试或下载已有的导出文件")
     row = DataExport(user_id=user_id, requested_by=requested_by, status="pending", created_at=now)

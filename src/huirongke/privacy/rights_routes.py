@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from huirongke.accounts.deps import DB, AnyUser, Ctx
+from huirongke.kit.clock import utcnow
 from huirongke.privacy import erasure, export
 from huirongke.privacy.models import AccountCancellation, DataExport
 
@@ -23,10 +24,12 @@ class ExportOut(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     size: int | None
+    expired: bool = False
 
 
 def _export_out(row: DataExport) -> ExportOut:
-    ready = row.status == "ready"
+    expired = row.expires_at is not None and row.expires_at <= utcnow()
+    ready = row.status == "ready" and not expired
     return ExportOut(
         id=row.id,
         status=row.status,
@@ -35,6 +38,7 @@ def _export_out(row: DataExport) -> ExportOut:
         created_at=row.created_at,
         expires_at=row.expires_at,
         size=row.size,
+        expired=expired,
     )
 
 

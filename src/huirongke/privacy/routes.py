@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from huirongke.accounts.deps import DB, AnyUser, Ctx, CurrentUser
 from huirongke.privacy import consent, lists
@@ -64,7 +64,7 @@ class ConsentOut(BaseModel):
 
 class ConsentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    granted: bool
+    granted: StrictBool  # consent is a clear true or false, never "yes" or 1
 
 
 def _consent_out(s: consent.ConsentState) -> ConsentOut:
