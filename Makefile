@@ -22,7 +22,7 @@ migrate: bootstrap
 	$(UV) run huirongke migrate
 
 test: bootstrap
-	$(UV) run pytest -q $(PYTEST_ARGS)
+	$(UV) run pytest -q -n auto $(PYTEST_ARGS)
 
 lint: bootstrap
 	$(UV) run ruff check .
