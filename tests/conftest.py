@@ -29,7 +29,6 @@ _WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", … or None
 _REDIS_DB = 15 if _WORKER is None else 14 - int(_WORKER.removeprefix("gw"))
 REDIS_URL = os.environ.get("HRK_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{_REDIS_DB}")
 REQUIRE_SERVICES = os.environ.get("HRK_REQUIRE_SERVICES") == "1"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

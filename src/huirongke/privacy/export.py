@@ -115,13 +115,31 @@ def media_keys(session: Session, user_id: str) -> list[str]:
     return keys
 
 
+def _html_categories(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """One table per category: the column headings (labels) are worked out once, not per cell."""
+    out = []
+    for cat in data["categories"]:
+        names = list(cat["rows"][0]) if cat["rows"] else []
+        heads = [
+            {
+                "label": (cat["fields"].get(n) or {}).get("label", n),
+                "sensitive": bool((cat["fields"].get(n) or {}).get("sensitive")),
+            }
+            for n in names
+        ]
+        out.append({"label": cat["label"], "heads": heads, "rows": cat["rows"]})
+    return out
+
+
 def build_archive(ctx: AppContext, session: Session, user_id: str) -> bytes:
     data = collect(ctx, session, user_id)
     keys = media_keys(session, user_id)
-    html = _TEMPLATES.get_template("export_index.html").render(data=data, media=keys)
+    html = _TEMPLATES.get_template("export_index.html").render(
+        data=data, categories=_html_categories(data), media=keys
+    )
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("data.json", json.dumps(data, ensure_ascii=False, indent=1))
+        zf.writestr("data.json", json.dumps(data, ensure_ascii=False, separators=(",", ":")))
         zf.writestr("index.html", html)
         for key in keys:
             if ctx.storage.exists(key):
