@@ -35,3 +35,4 @@ fmt: bootstrap
 
 bench: bootstrap
 	$(UV) run python -m bench.run
+	$(UV) run python -m bench.privacy --quick
