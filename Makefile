@@ -6,7 +6,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: bootstrap serve test test-pg lint bench demo migrate fmt
+.PHONY: bootstrap serve test lint bench demo migrate fmt
 
 bootstrap:
 	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || python3 -m pip install --user --quiet uv || python3 -m pip install --quiet uv
