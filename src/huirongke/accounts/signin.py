@@ -197,7 +197,9 @@ def sign_in(
 
     if accept_policy_version is not None and accept_policy_version == current.version:
         ctx.policy.agree(session, user.id, current.version, channel="sign_in")
-    agreed = ctx.policy.has_agreed(session, user.id, current.version)
+        agreed = True
+    else:
+        agreed = ctx.policy.has_agreed(session, user.id, current.version)
 
     now = utcnow()
     token = secrets.token_urlsafe(32)
