@@ -20,7 +20,7 @@ from huirongke.accounts.schemas import (
 )
 from huirongke.context import AppContext
 from huirongke.kit import idcard
-from huirongke.kit.clock import utcnow
+from huirongke.kit.clock import china_today, utcnow
 from huirongke.kit.errors import AppError, Conflict, Invalid, NotFound
 from huirongke.kit.phone import mask
 from huirongke.media.models import Media
@@ -101,7 +101,7 @@ def update_profile(session: Session, user: User, patch: MePatch) -> list[str]:
         )
     if changes.get("birthday") is not None:
         born: date = changes["birthday"]
-        if born > utcnow().date() or born.year < 1900:
+        if born > china_today() or born.year < 1900:
             raise Invalid("请填写真实的出生日期", code="invalid_birthday")
     if "tags" in changes:
         tags: list[str] = []

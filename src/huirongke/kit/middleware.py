@@ -71,7 +71,9 @@ class RequestContextMiddleware:
                     log.info(
                         "request",
                         method=scope["method"],
-                        path=path,  # never the query string: it may carry a phone number
+                        # Never the query string (it may carry a phone number), nor a media key
+                        # (it works as a capability URL to someone's photo).
+                        path="/media/…" if path.startswith("/media/") else path,
                         status=status,
                         ms=round((time.perf_counter() - start) * 1000, 1),
                         user_id=user_id,
