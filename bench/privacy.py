@@ -1744,7 +1744,9 @@ whose commit runs `run_export` synchronously through the immediate job queue, un
 `erasure.erase(ctx, cancellation_id)` after `erasure.request_cancellation`. After erasure
 `residue.scan(ctx, phone, [marker])` must return nothing, and every other user's row count and non-null
 personal column count per table, and their media files, must be unchanged. Median of 3 runs, each on
-fresh data (1 with `--quick`).
+fresh data (1 with `--quick`). "CPU" beside a wall time is `time.process_time()` of the benchmark
+process only: on PostgreSQL the database server's own work is not in it. Run 1 also times
+`build_archive`'s steps one by one with the same calls.
 
 **Consent and policy checks.** The server (`python -m huirongke.cli serve --port P --no-jobs`, temp
 `HRK_DATA_DIR`, `HRK_ENV=dev`) has no variant without the gates, so the gate is measured directly and
@@ -1761,7 +1763,10 @@ connection is already checked out, timed with `time.thread_time` (CPU) and `time
 (wall). The policy gate's cost is the median of the paired differences (real − without gate); the
 consent check's is its own median. Share = CPU per check ÷ server CPU per `/me`. With one server process
 throughput is bound by that CPU (one GIL), so a check costing x% of a request's CPU costs about x% of
-the throughput. `/me` runs only the policy gate; the consent check runs on purpose-gated routes
+the throughput. Two prototypes are timed the same way: `proto_is_granted` (one column, statement
+built once) and `principal_prebuilt` (`_principal`'s query built once with bind parameters, with and
+without the gate, with and without the consent purpose folded in as a scalar subquery). `/me` runs
+only the policy gate; the consent check runs on purpose-gated routes
 (`require_consent`), so "combined" is what a `/me`-sized route that had both would pay. Not included:
 FastAPI's resolution of the `agreed_principal` dependency itself (an `async def` that tests a boolean).
 
@@ -1771,9 +1776,10 @@ rows, with random Chinese SMS texts (dev_sms_outbox), audit events with random h
 privacy cases with random ciphertext-like blobs until the file is ≥ 1 GiB (200 MiB with `--quick`, or
 when less than 5 GB is free). The database file is evicted from the page cache
 (`posix_fadvise(DONTNEED)`, this file only), then `residue.scan(ctx, "13900001111",
-["某个不存在的字符串"])` is timed. Then, warm, each part separately: step 1 (the per-column SQL loop,
-copied from `residue.scan`, timed per table) and step 2 (`residue.scan_file` on each file the scan
-reads), and prototypes of the fixes. Everything is deleted at the end.
+["某个不存在的字符串"])` is timed. Then, warm, each part separately: step 1 (`residue._scan_tables`
+where it exists, else a copy of the older per-column loop, timed per table) and step 2
+(`residue.scan_file` on each file the scan reads), and a prototype of step 1 that searches each distinct
+needle once. Everything is deleted at the end.
 
 The machine runs other work: compare the CPU figures more than wall times, and read them with the
 load averages recorded beside them.
@@ -1816,7 +1822,7 @@ def observations(results: dict[str, dict[str, Any]]) -> list[str]:
     sq = results.get("sqlite", {}).get("residue") or {}
     if "scan_s" in sq:
         sql, raw = sq["phase_sql_s"], sq["phase_raw_s"]
-        dom = "step 1 (tables through SQL)" if sql >= raw else "step 2 (raw files)"
+        dom = "Step 1 (tables through SQL)" if sql >= raw else "Step 2 (raw files)"
         state = "meets" if sq["scan_s"] < RESIDUE_TARGET_S else "misses"
         lines.append(
             f"- **Residue scan** ({sq['db_bytes'] / 1024**2:,.0f} MB): {state} the 60 s target"

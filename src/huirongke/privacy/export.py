@@ -186,7 +186,8 @@ def run_export(ctx: AppContext, export_id: str) -> None:
         row.status, row.progress = "running", 10
         user_id = row.user_id
     try:
-        with ctx.db.session() as s:
+        # Only reads: on SQLite a write session would hold the write lock for the whole build.
+        with ctx.db.session(write=False) as s:
             archive = build_archive(ctx, s, user_id)
             sealed = ctx.keys.cipher(s, user_id).seal_bytes(f"export:{export_id}", archive)
         key = f"exports/{export_id}.zip.sealed"

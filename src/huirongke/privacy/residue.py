@@ -88,6 +88,9 @@ def _scan_tables(ctx: AppContext, needles: list[bytes]) -> list[Hit]:
     """Every column of every table: one plain SELECT per table, values of each column joined per
     batch and searched once per needle; a batch is searched value by value only after a hit."""
     hits: list[Hit] = []
+    by_needle: dict[bytes, list[int]] = {}  # an ASCII string's forms coincide: search each once
+    for i, n in enumerate(needles):
+        by_needle.setdefault(n, []).append(i)
     quote = ctx.db.engine.dialect.identifier_preparer.quote
     with ctx.db.engine.connect() as conn:
         for t in registry.tables():
@@ -102,10 +105,11 @@ def _scan_tables(ctx: AppContext, needles: list[bytes]) -> list[Hit]:
                         if v is not None
                     ]
                     joined = _SEP.join(bytes(b) for b in blobs)
-                    for i, n in enumerate(needles):
-                        if (name, i) not in found and n in joined:
-                            found.add((name, i))
-                            hits.append(Hit(f"db:{t.name}.{name}", i))
+                    for n, indexes in by_needle.items():
+                        if (name, indexes[0]) not in found and n in joined:
+                            for i in indexes:
+                                found.add((name, i))
+                                hits.append(Hit(f"db:{t.name}.{name}", i))
     return hits
 
 
