@@ -231,13 +231,6 @@ def review_real_name(
     row.verified_at = utcnow() if approve else None
     row.reviewer_note = note
     session.flush()
-    audit.record(
-        session,
-        "real_name.verified" if approve else "real_name.rejected",
-        actor_type="staff",
-        actor_id=staff_id,
-        subject_id=user_id,
-        fields=["real_name_verifications.status"],
-        purpose="real_name",
-    )
+    action = "real_name.verified" if approve else "real_name.rejected"
+    audit.staff_action(session, staff_id, user_id, action, ["real_name_verifications.status"], "real_name")
     return row

@@ -161,6 +161,26 @@ def user_action(
     )
 
 
+def staff_action(
+    session: Session,
+    staff_id: str,
+    subject_id: str,
+    action: str,
+    fields: Iterable[str] = (),
+    purpose: str | None = None,
+) -> None:
+    """A member of staff acting on, or reading, a user's data (P19)."""
+    record(
+        session,
+        action,
+        actor_type="staff",
+        actor_id=staff_id,
+        subject_id=subject_id,
+        fields=fields,
+        purpose=purpose,
+    )
+
+
 @dataclass
 class VerifyResult:
     ok: bool

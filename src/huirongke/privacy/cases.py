@@ -145,14 +145,8 @@ def _open_for_staff(session: Session, case_id: str) -> PrivacyCase:
 
 def read_description(ctx: AppContext, session: Session, case: PrivacyCase, staff: str) -> str:
     """Staff reading the user's words is itself a logged access to personal data (P19)."""
-    audit.record(
-        session,
-        "case.description.read",
-        actor_type="staff",
-        actor_id=staff,
-        subject_id=case.user_id,
-        fields=["privacy_cases.description_enc"],
-        purpose="account",
+    audit.staff_action(
+        session, staff, case.user_id, "case.description.read", ["privacy_cases.description_enc"], "account"
     )
     if case.description_enc is None:
         return ""
@@ -170,15 +164,7 @@ def resolve(ctx: AppContext, session: Session, case_id: str, staff: str, resolut
     )
     case.status, case.closed_at = "resolved", utcnow()
     _event(session, case, f"staff:{staff}")
-    audit.record(
-        session,
-        "case.resolved",
-        actor_type="staff",
-        actor_id=staff,
-        subject_id=case.user_id,
-        fields=["privacy_cases.status"],
-        purpose="account",
-    )
+    audit.staff_action(session, staff, case.user_id, "case.resolved", ["privacy_cases.status"], "account")
     return case
 
 
@@ -190,15 +176,7 @@ def refuse(session: Session, case_id: str, staff: str, reason: str) -> PrivacyCa
     case.refusal_reason = reason.strip()
     case.status, case.closed_at = "refused", utcnow()
     _event(session, case, f"staff:{staff}", "已告知诉讼权利")
-    audit.record(
-        session,
-        "case.refused",
-        actor_type="staff",
-        actor_id=staff,
-        subject_id=case.user_id,
-        fields=["privacy_cases.status"],
-        purpose="account",
-    )
+    audit.staff_action(session, staff, case.user_id, "case.refused", ["privacy_cases.status"], "account")
     return case
 
 
