@@ -18,6 +18,7 @@ from huirongke.kit.errors import AppError, install_error_handlers
 from huirongke.kit.logging import configure_logging
 from huirongke.kit.middleware import RequestContextMiddleware
 from huirongke.media.routes import router as media_router
+from huirongke.privacy import changes
 from huirongke.privacy.case_routes import meta_router as case_meta_router
 from huirongke.privacy.case_routes import router as case_router
 from huirongke.privacy.guardian_routes import router as guardian_router
@@ -44,7 +45,12 @@ def create_app(
         with ctx.db.session() as session:
             ctx.policy.ensure_seeded(session, settings)
         consumer = ctx.jobs.start_consumer() if run_jobs else None
+        relay = changes.relay() if ctx.redis is not None else None
+        if relay is not None:
+            relay.start()  # hear other processes' commits, so cached identities stay exact
         yield
+        if relay is not None:
+            relay.stop()
         if consumer is not None:
             consumer.stop(graceful=True)
 

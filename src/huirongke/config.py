@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     password_account_hourly_limit: int = 10
     sms_max_attempts: int = 5
     session_ttl_days: int = 30
+    #: How long a token's identity and the `/me` body are reused without the database. Commits drop
+    #: the entries at once (across processes through Redis); this only bounds what no relay reaches.
+    identity_cache_seconds: float = Field(default=10.0, ge=0, le=300)
     aliyun_access_key_id: str = ""
     aliyun_access_key_secret: str = ""
     aliyun_sms_sign_name: str = "汇容客"

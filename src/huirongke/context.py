@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from huirongke.accounts.identity import IdentityCache
 from huirongke.config import Settings
 from huirongke.kit.clock import utcnow
 from huirongke.kit.crypto import KeyRing
@@ -16,6 +17,7 @@ from huirongke.kit.sms.base import SmsMessage, SmsProvider
 from huirongke.kit.sms.console import ConsoleSmsProvider
 from huirongke.kit.sms.outbox import DevSmsOutbox
 from huirongke.kit.storage import LocalStorage, MediaStorage
+from huirongke.privacy import changes
 from huirongke.privacy.keys import SubjectKeys
 from huirongke.privacy.policy import PolicyService
 from huirongke.privacy.providers import check_data_location
@@ -32,6 +34,7 @@ class AppContext:
     sms: SmsProvider = field(init=False)
     jobs: JobQueue = field(init=False)
     redis: Any = None
+    identities: IdentityCache = field(init=False)
 
     @property
     def ring(self) -> KeyRing:
@@ -89,6 +92,9 @@ def build_context(settings: Settings, *, immediate_jobs: bool = False) -> AppCon
         redis=redis_client,
     )
     ctx.sms = _sms_provider(ctx)
+    ctx.identities = IdentityCache(settings.identity_cache_seconds)
+    if redis_client is not None:
+        changes.install_relay(changes.RedisRelay(redis_client, settings.resolved_database_url))
     check_data_location(settings, {"storage": ctx.storage.region, "sms": ctx.sms.region})
     import huirongke.jobs_registry  # noqa: F401  (register every job before binding)
 

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from huirongke.accounts.models import AuthSession, User
+from huirongke.accounts import identity
+from huirongke.accounts.identity import Identity
+from huirongke.accounts.models import User
 from huirongke.accounts.signin import hash_token
 from huirongke.context import AppContext
-from huirongke.kit.clock import utcnow
 from huirongke.kit.errors import AppError, PreconditionRequired, Unauthorized
-from huirongke.privacy import consent
-from huirongke.privacy.models import PolicyAgreement
 from huirongke.privacy.purposes import PURPOSES
 
 
@@ -52,14 +49,6 @@ Ctx = Annotated[AppContext, Depends(get_ctx)]
 DB = Annotated[Session, Depends(get_session, scope="function")]
 
 
-@dataclass
-class Principal:
-    user: User
-    auth: AuthSession
-    policy_agreed: bool
-    policy_version: int  # the current version when the request started
-
-
 def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -68,80 +57,114 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def _principal(request: Request, ctx: Ctx, session: DB) -> Principal:
-    token = _bearer(request)
-    current = ctx.policy.current(session)
-    agreed = (
-        select(PolicyAgreement.id)
-        .where(PolicyAgreement.user_id == User.id, PolicyAgreement.version == current.version)
-        .exists()
-    )
-    # One round trip: the session, its user, and whether the current policy version is agreed.
-    row = session.execute(
-        select(AuthSession, User, agreed)
-        .join(User, User.id == AuthSession.user_id)
-        .where(AuthSession.token_hash == hash_token(token))
-    ).first()
-    now = utcnow()
-    if row is None:
-        raise Unauthorized("登录状态无效，请重新登录", code="invalid_token")
-    auth, user, has_agreed = row
-    if auth.revoked_at is not None or auth.expires_at <= now or user.status != "active":
-        raise Unauthorized("登录已过期，请重新登录", code="token_expired")
-    if now - auth.last_seen_at > timedelta(minutes=5):
-        auth.last_seen_at = now
-    request.state.user_id = user.id
-    return Principal(user, auth, bool(has_agreed), current.version)
+async def _identify(request: Request) -> Identity:
+    """The token's identity: from memory when recently seen and unchanged, else one thread-pool hop."""
+    ctx: AppContext = request.app.state.ctx
+    token_hash = hash_token(_bearer(request))
+    who = ctx.identities.get(token_hash, ctx.policy.cached_version())
+    if who is None:
+        who = await run_in_threadpool(identity.load, ctx, token_hash)
+    request.state.user_id = who.user_id
+    return who
 
 
-async def any_principal(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
-    """Signed in, whether or not the current policy is agreed: only the rights endpoints use this."""
-    return principal
-
-
-async def agreed_principal(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
-    """Signed in and agreed to the current policy (P01, P41)."""
-    if not principal.policy_agreed:
+def _check_agreed(who: Identity) -> Identity:
+    """Agreed to the current policy (P01, P41)."""
+    if not who.policy_agreed:
         raise AppError(
             "隐私政策已更新，请阅读并同意后继续使用",
             code="policy_update_required",
             status=428,
-            details={"current_version": principal.policy_version},
+            details={"current_version": who.policy_version},
         )
-    return principal
+    return who
 
 
-async def principal(principal: Annotated[Principal, Depends(agreed_principal)]) -> Principal:
-    """Agreed, and not a minor still waiting for a guardian's consent (P42)."""
-    from huirongke.privacy.minors import restricted
-
-    if restricted(principal.user):
+def _check_unrestricted(who: Identity) -> Identity:
+    """Not a minor still waiting for a guardian's consent (P42)."""
+    if who.restricted:
         raise AppError(
             "您未满 18 周岁，需要监护人同意后才能使用此功能",
             code="guardian_consent_required",
             status=403,
         )
-    return principal
+    return who
 
 
-AnyUser = Annotated[Principal, Depends(any_principal)]
+# One dependency per gate rather than a chain: each level of dependency costs the hot path.
+async def _signed_in(request: Request) -> Identity:
+    return await _identify(request)
+
+
+async def _agreed(request: Request) -> Identity:
+    return _check_agreed(await _identify(request))
+
+
+async def _unrestricted(request: Request) -> Identity:
+    return _check_unrestricted(_check_agreed(await _identify(request)))
+
+
+#: Signed in, whether or not the current policy is agreed: only the rights endpoints use this.
+AnyIdentity = Annotated[Identity, Depends(_signed_in)]
 #: What a minor may still use before a guardian consents: their profile and the guardian flow.
 #: (Consents are not among them: a minor's consent needs the guardian's first.)
-AgreedUser = Annotated[Principal, Depends(agreed_principal)]
-CurrentUser = Annotated[Principal, Depends(principal)]
+AgreedIdentity = Annotated[Identity, Depends(_agreed)]
+CurrentIdentity = Annotated[Identity, Depends(_unrestricted)]
+
+
+@dataclass
+class Principal:
+    """An identity with its user row, loaded in the request's unit of work (for handlers that read or
+    change the user)."""
+
+    identity: Identity
+    user: User
+
+    @property
+    def session_id(self) -> str:
+        return self.identity.session_id
+
+    @property
+    def policy_version(self) -> int:
+        return self.identity.policy_version
+
+
+def _with_user(who: Identity, session: Session) -> Principal:
+    user = session.get(User, who.user_id)
+    if user is None or user.status != "active":  # changed since the identity was read
+        raise Unauthorized("登录已过期，请重新登录", code="token_expired")
+    return Principal(who, user)
+
+
+def _any_principal(who: AnyIdentity, session: DB) -> Principal:
+    return _with_user(who, session)
+
+
+def _agreed_principal(who: AgreedIdentity, session: DB) -> Principal:
+    return _with_user(who, session)
+
+
+def _principal(who: CurrentIdentity, session: DB) -> Principal:
+    return _with_user(who, session)
+
+
+AnyUser = Annotated[Principal, Depends(_any_principal)]
+AgreedUser = Annotated[Principal, Depends(_agreed_principal)]
+CurrentUser = Annotated[Principal, Depends(_principal)]
 
 
 def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def require_consent(purpose_key: str) -> Callable[[Principal, Session], Principal]:
-    """A route dependency: 428 consent_required unless the signed-in user granted the purpose.
-    Use as `Annotated[Principal, Depends(require_consent("real_name"))]`."""
+def require_consent(purpose_key: str) -> Callable[[Principal], Awaitable[Principal]]:
+    """A route dependency: 428 consent_required unless the signed-in user granted the purpose (P05).
+    Use as `Annotated[Principal, Depends(require_consent("real_name"))]`. The identity carries the
+    consent states, so the check costs no query."""
     purpose = PURPOSES[purpose_key]
 
-    def check(user: CurrentUser, session: DB) -> Principal:
-        if not consent.is_granted(session, user.user.id, purpose_key):
+    async def check(user: CurrentUser) -> Principal:
+        if purpose.needs_consent and purpose_key not in user.identity.granted:
             raise PreconditionRequired(
                 f"使用此功能需要您同意「{purpose.label}」：{purpose.description}",
                 code="consent_required",

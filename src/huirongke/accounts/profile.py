@@ -6,7 +6,7 @@ import re
 import unicodedata
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from huirongke.accounts.models import RealNameVerification, User
@@ -21,7 +21,7 @@ from huirongke.accounts.schemas import (
 from huirongke.context import AppContext
 from huirongke.kit import idcard
 from huirongke.kit.clock import china_today, utcnow
-from huirongke.kit.errors import AppError, Conflict, Invalid, NotFound
+from huirongke.kit.errors import AppError, Conflict, Invalid, NotFound, Unauthorized
 from huirongke.kit.phone import mask
 from huirongke.media.models import Media
 from huirongke.media.service import media_url, owned_image
@@ -49,8 +49,11 @@ def _avatar_url(session: Session, user: User) -> str | None:
     return media_url(session.get(Media, user.avatar_media_id)) if user.avatar_media_id else None
 
 
+_REAL_NAME = select(RealNameVerification).where(RealNameVerification.user_id == bindparam("user_id"))
+
+
 def real_name_out(ctx: AppContext, session: Session, user_id: str) -> RealNameOut | None:
-    row = session.scalar(select(RealNameVerification).where(RealNameVerification.user_id == user_id))
+    row = session.scalar(_REAL_NAME, {"user_id": user_id})
     if row is None:
         return None
     cipher = ctx.keys.cipher(session, user_id)
@@ -65,10 +68,20 @@ def real_name_out(ctx: AppContext, session: Session, user_id: str) -> RealNameOu
     )
 
 
-def me_out(ctx: AppContext, session: Session, user: User, policy_version: int | None = None) -> MeOut:
+def me_out(
+    ctx: AppContext,
+    session: Session,
+    user: User,
+    policy_version: int | None = None,
+    *,
+    phone: str | None = None,
+    new_user: bool = False,
+) -> MeOut:
+    """`phone`: the number when the caller already holds it in clear (sign-in); `new_user`: registered
+    in this transaction, so there is no real-name row to look up."""
     return MeOut(
         id=user.id,
-        phone=decrypt_phone(ctx, session, user),
+        phone=phone or decrypt_phone(ctx, session, user),
         nickname=user.nickname,
         avatar_media_id=user.avatar_media_id,
         avatar_url=_avatar_url(session, user),
@@ -77,10 +90,22 @@ def me_out(ctx: AppContext, session: Session, user: User, policy_version: int | 
         tags=list(user.tags or []),
         region=user.region,
         has_password=bool(user.password_hash),
-        real_name=real_name_out(ctx, session, user.id),
+        real_name=None if new_user else real_name_out(ctx, session, user.id),
         policy_version=policy_version,
         created_at=user.created_at,
     )
+
+
+def render_me(ctx: AppContext, user_id: str, policy_version: int) -> bytes:
+    """The `/me` body as JSON bytes, kept in the identity cache until the user changes."""
+    start = ctx.identities.mark()
+    with ctx.db.session(write=False) as session:
+        user = session.get(User, user_id)
+        if user is None or user.status != "active":
+            raise Unauthorized("登录已过期，请重新登录", code="token_expired")
+        body = me_out(ctx, session, user, policy_version).model_dump_json().encode()
+    ctx.identities.put_view(user_id, "me", policy_version, body, start)
+    return body
 
 
 def update_profile(session: Session, user: User, patch: MePatch) -> list[str]:

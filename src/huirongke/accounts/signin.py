@@ -9,7 +9,7 @@ from datetime import timedelta
 import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from huirongke.accounts.models import AuthSession, Device, SmsCode, User
@@ -19,10 +19,12 @@ from huirongke.kit.clock import utcnow
 from huirongke.kit.crypto import sha256_hex
 from huirongke.kit.db import after_commit
 from huirongke.kit.errors import AppError, BadRequest, Invalid, PreconditionRequired, RateLimited
+from huirongke.kit.ids import new_id
 from huirongke.kit.phone import InvalidPhone, normalize
 from huirongke.kit.ratelimit import enforce
 from huirongke.kit.sms.base import SmsMessage, SmsSendError
-from huirongke.privacy import audit
+from huirongke.privacy import audit, changes
+from huirongke.privacy.models import PolicyAgreement
 
 log = structlog.get_logger(__name__)
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
@@ -113,17 +115,7 @@ def check_code(
 ) -> SmsCode:
     """Consume a valid code or raise 400 invalid_code. Five wrong tries void the code."""
     now = utcnow()
-    row = session.scalar(
-        select(SmsCode)
-        .where(
-            SmsCode.phone_bidx == bidx,
-            SmsCode.purpose == purpose,
-            SmsCode.consumed_at.is_(None),
-            SmsCode.expires_at > now,
-        )
-        .order_by(SmsCode.created_at.desc())
-        .limit(1)
-    )
+    row = session.scalar(_LIVE_CODE, {"bidx": bidx, "purpose": purpose, "now": now})
     invalid = BadRequest("验证码错误或已失效，请重新获取", code="invalid_code")
     if row is None:
         raise invalid
@@ -141,10 +133,31 @@ def check_code(
     return row
 
 
+# Built once: sign-in is the busiest writer, and building statements costs more than running them here.
+_LIVE_CODE = (
+    select(SmsCode)
+    .where(
+        SmsCode.phone_bidx == bindparam("bidx"),
+        SmsCode.purpose == bindparam("purpose"),
+        SmsCode.consumed_at.is_(None),
+        SmsCode.expires_at > bindparam("now"),
+    )
+    .order_by(SmsCode.created_at.desc())
+    .limit(1)
+)
+_USER_AND_AGREEMENT = select(
+    User,
+    select(PolicyAgreement.id)
+    .where(PolicyAgreement.user_id == User.id, PolicyAgreement.version == bindparam("version"))
+    .exists(),
+).where(User.phone_bidx == bindparam("bidx"))
+
+
 @dataclass
 class SignInResult:
     token: str
     user: User
+    phone: str  # E.164, as signed in with: the response needs no decryption
     created: bool
     policy_update_required: bool
 
@@ -164,8 +177,9 @@ def sign_in(
     bidx = ctx.phone_bidx(phone)
     if ip:
         enforce(ctx.limiter, f"signin-ip:{sha256_hex(ip)}", ctx.settings.signin_ip_hourly_limit, 3600)
-    user = session.scalar(select(User).where(User.phone_bidx == bidx))
     current = ctx.policy.current(session)
+    found = session.execute(_USER_AND_AGREEMENT, {"bidx": bidx, "version": current.version}).first()
+    user, had_agreed = (found[0], bool(found[1])) if found else (None, False)
 
     if password is not None and code is None:
         method = "password"
@@ -188,18 +202,15 @@ def sign_in(
     else:
         raise Invalid("请提供验证码或密码", code="credentials_required")
 
-    created = False
+    created = user is None
     if user is None:
         user = _register(ctx, session, phone, bidx)
-        created = True
     if user.status != "active":
         raise AppError("该账号已注销，无法登录", code="account_cancelled", status=403)
 
-    if accept_policy_version is not None and accept_policy_version == current.version:
-        ctx.policy.agree(session, user.id, current.version, channel="sign_in")
-        agreed = True
-    else:
-        agreed = ctx.policy.has_agreed(session, user.id, current.version)
+    if accept_policy_version is not None and accept_policy_version == current.version and not had_agreed:
+        ctx.policy.agree(session, user.id, current.version, channel="sign_in", new_user=True)
+    agreed = had_agreed or accept_policy_version == current.version
 
     now = utcnow()
     token = secrets.token_urlsafe(32)
@@ -217,7 +228,6 @@ def sign_in(
         if device is not None and device.device_id:
             auth.device_id = record_device(ctx, session, user.id, device).id
     session.add(auth)
-    session.flush()
     audit.user_action(
         session,
         user.id,
@@ -226,7 +236,7 @@ def sign_in(
         purpose="account",
     )
     log.info("signed_in", user_id=user.id, method=method, created=created)
-    return SignInResult(token, user, created, not agreed)
+    return SignInResult(token, user, phone, created, not agreed)
 
 
 def _check_password(user: User | None, password: str) -> None:
@@ -242,12 +252,18 @@ def _check_password(user: User | None, password: str) -> None:
 
 def _register(ctx: AppContext, session: Session, phone: str, bidx: str) -> User:
     now = utcnow()
-    user = User(phone_bidx=bidx, created_at=now, updated_at=now, tags=[])
+    user_id = new_id()
+    cipher = ctx.keys.create(session, user_id)
+    user = User(
+        id=user_id,
+        phone_bidx=bidx,
+        phone_enc=cipher.encrypt("users.phone_enc", phone),
+        created_at=now,
+        updated_at=now,
+        tags=[],
+    )
     session.add(user)
-    session.flush()
-    cipher = ctx.keys.create(session, user.id)
-    user.phone_enc = cipher.encrypt("users.phone_enc", phone)
-    session.flush()
+    session.flush()  # the rows that point at the user (agreement, session) are inserted after it
     return user
 
 
@@ -288,5 +304,5 @@ def revoke_sessions(
         q = q.where(AuthSession.id == only)
     if keep:
         q = q.where(AuthSession.id != keep)
-    result = session.execute(q.values(revoked_at=utcnow()))
+    result = session.execute(q.values(revoked_at=utcnow()), execution_options=changes.of(user_id))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

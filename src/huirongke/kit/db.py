@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -9,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING = {
@@ -43,13 +46,16 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+BUSY_TIMEOUT_S = 10
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # We emit BEGIN ourselves (see _sqlite_begin), so the driver must not.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA secure_delete=ON")  # erased rows are overwritten, not left in free pages
     cur.close()
@@ -83,15 +89,24 @@ class Database:
         self.engine = make_engine(url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self.is_sqlite = url.startswith("sqlite")
+        # SQLite has one writer at a time. Writers of this process queue here, and are woken the moment
+        # the previous one commits, instead of sleeping in SQLite's busy handler (which backs off up to
+        # 100 ms per try and made the tail of concurrent sign-ins seconds long). A plain Lock, because a
+        # request may open its unit of work in one thread and commit it in another; waits are bounded
+        # like busy_timeout. Other processes still meet SQLite's own busy handler.
+        self._writer = threading.Lock() if self.is_sqlite else None
 
     @contextmanager
     def session(self, *, write: bool = True) -> Iterator[Session]:
         """A unit of work: commits on success, rolls back on error, then runs after-commit hooks.
         `write=False` (read-mostly requests) lets SQLite readers run beside a writer."""
+        lock = self._writer if write else None
+        if lock is not None and not lock.acquire(timeout=BUSY_TIMEOUT_S):
+            raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
         session = self.sessionmaker()
-        if write and self.is_sqlite:
-            session.connection(execution_options={IMMEDIATE: True})
         try:
+            if lock is not None:
+                session.connection(execution_options={IMMEDIATE: True})
             yield session
             session.commit()
         except BaseException:
@@ -100,6 +115,8 @@ class Database:
         finally:
             hooks: list[Callable[[], None]] = session.info.pop("after_commit", [])
             session.close()
+            if lock is not None:
+                lock.release()
         for hook in hooks:
             hook()
 

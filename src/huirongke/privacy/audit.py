@@ -12,9 +12,10 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import structlog
-from sqlalchemy import delete, event, func, select, update
+from sqlalchemy import Table, bindparam, delete, event, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -91,23 +92,21 @@ def _chain_pending(session: Session) -> None:
     pending: list[_Pending] = session.info.pop(_PENDING, [])
     if not pending:
         return
-    # Lock the head: on PostgreSQL a row lock, on SQLite the write lock; both end at the commit.
-    touched = session.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + len(pending))
-    )
-    if not touched.rowcount:  # type: ignore[attr-defined]
+    # Lock the head and learn the chain's end in one statement: on PostgreSQL a row lock, on SQLite
+    # the write lock; both end at the commit. Core statements: this runs in every writing request.
+    n = len(pending)
+    head = session.execute(_ADVANCE, {"n": n}).first()
+    if head is None:
         # The migration seeds the head; this only runs on a database emptied by hand. Concurrent
         # writers may all get here: exactly one insert wins, the others take the update again.
         dialect = session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        upsert = pg_insert if dialect == "postgresql" else sqlite_insert
         session.execute(
-            insert(AuditHead).values(id=1, seq=0, hash=GENESIS, pruned_through=0).on_conflict_do_nothing()
+            upsert(AuditHead).values(id=1, seq=0, hash=GENESIS, pruned_through=0).on_conflict_do_nothing()
         )
-        session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + len(pending)))
-    head = session.execute(
-        select(AuditHead).where(AuditHead.id == 1).execution_options(populate_existing=True)
-    ).scalar_one()
-    seq, prev = head.seq - len(pending) + 1, head.hash
+        head = session.execute(_ADVANCE, {"n": n}).one()
+    seq, prev = head.seq - n + 1, head.hash
+    rows = []
     for p in pending:
         digest = _digest(
             prev,
@@ -121,24 +120,35 @@ def _chain_pending(session: Session) -> None:
             p.purpose,
             p.request_id,
         )
-        session.add(
-            AuditEvent(
-                seq=seq,
-                at=p.at,
-                actor_type=p.actor_type,
-                actor_id=p.actor_id,
-                subject_id=p.subject_id,
-                action=p.action,
-                fields=p.fields,
-                purpose=p.purpose,
-                request_id=p.request_id,
-                prev_hash=prev,
-                hash=digest,
-            )
+        rows.append(
+            {
+                "seq": seq,
+                "at": p.at,
+                "actor_type": p.actor_type,
+                "actor_id": p.actor_id,
+                "subject_id": p.subject_id,
+                "action": p.action,
+                "fields": p.fields,
+                "purpose": p.purpose,
+                "request_id": p.request_id,
+                "prev_hash": prev,
+                "hash": digest,
+            }
         )
         seq, prev = seq + 1, digest
-    head.hash = prev
-    session.flush()
+    session.execute(_INSERT_EVENT, rows)
+    session.execute(_SET_HASH, {"hash": prev})
+
+
+_HEAD = cast(Table, AuditHead.__table__)
+_ADVANCE = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=_HEAD.c.seq + bindparam("n"))
+    .returning(_HEAD.c.seq, _HEAD.c.hash)
+)
+_INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
+_SET_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(hash=bindparam("hash"))
 
 
 @event.listens_for(Session, "after_rollback")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from huirongke.kit.clock import utcnow
 from huirongke.kit.errors import AppError, NotFound
-from huirongke.privacy import audit, registry
+from huirongke.privacy import audit, changes, registry
 from huirongke.privacy.models import ConsentEvent, PermissionEvent
 from huirongke.privacy.purposes import PURPOSES, Purpose
 
@@ -121,12 +121,15 @@ def delete_purpose_data(session: Session, user_id: str, purpose_key: str) -> lis
         owner = t.table.c[t.link.column]
         others = [c for c in t.personal_columns if c not in only and c.name != t.link.column]
         if not others:
-            session.execute(delete(t.table).where(owner == user_id))
+            session.execute(delete(t.table).where(owner == user_id), execution_options=changes.of(user_id))
         else:
             nullable = [c for c in only if c.column.nullable]
             if not nullable:
                 continue
-            session.execute(update(t.table).where(owner == user_id).values({c.name: None for c in nullable}))
+            session.execute(
+                update(t.table).where(owner == user_id).values({c.name: None for c in nullable}),
+                execution_options=changes.of(user_id),
+            )
         touched += [f"{t.name}.{c.name}" for c in only]
     return touched
 

@@ -25,7 +25,7 @@ from huirongke.kit.clock import utcnow
 from huirongke.kit.db import after_commit
 from huirongke.kit.errors import AppError, Conflict, NotFound
 from huirongke.kit.jobs import job
-from huirongke.privacy import audit, registry
+from huirongke.privacy import audit, changes, registry
 from huirongke.privacy.models import AccountCancellation
 from huirongke.privacy.registry import MappedTable
 
@@ -150,7 +150,10 @@ def erase(ctx: AppContext, cancellation_id: str, *, fail: FailHook | None = None
         user = s.get(User, user_id)
         bidx = user.phone_bidx if user else None
         # The user can no longer act from this moment; sessions are deleted in the walk below.
-        s.execute(update(User).where(User.id == user_id).values(status="erasing"))
+        s.execute(
+            update(User).where(User.id == user_id).values(status="erasing"),
+            execution_options=changes.of(user_id),
+        )
     log.info("erasure_started", cancellation_id=cancellation_id, user_id=user_id)
 
     tables = registry.personal_tables()
@@ -179,7 +182,10 @@ def erase(ctx: AppContext, cancellation_id: str, *, fail: FailHook | None = None
         row = s.get(AccountCancellation, cancellation_id)
         assert row is not None
         row.status, row.completed_at = "erased", utcnow()
-        s.execute(update(User).where(User.id == user_id).values(status="erased"))
+        s.execute(
+            update(User).where(User.id == user_id).values(status="erased"),
+            execution_options=changes.of(user_id),
+        )
         audit.record(
             s,
             "account.erased",
@@ -228,11 +234,13 @@ def _erase_table(t: MappedTable, user_id: str) -> Callable[[Session], None]:
         is_root = t.name == "users"
         personal = [c for c in t.personal_columns if c.name != t.link.column]
         if not is_root and any(c.cls.erasure == "delete" for c in t.personal_columns):
-            s.execute(delete(t.table).where(owner == user_id))
+            s.execute(delete(t.table).where(owner == user_id), execution_options=changes.of(user_id))
             return
         clear = {c.name: _empty_value(c.column) for c in personal if c.cls.erasure != "keep"}
         if clear:
-            s.execute(update(t.table).where(owner == user_id).values(clear))
+            s.execute(
+                update(t.table).where(owner == user_id).values(clear), execution_options=changes.of(user_id)
+            )
 
     return run
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from huirongke.accounts.identity import ADULT_AGE, age_on, restricted_on
 from huirongke.accounts.models import User
 from huirongke.accounts.signin import check_code, parse_phone, request_code
 from huirongke.context import AppContext
@@ -19,19 +19,13 @@ from huirongke.kit.errors import Invalid, NotFound, Unauthorized
 from huirongke.privacy import audit, erasure, export
 from huirongke.privacy.models import DataExport, GuardianConsent
 
-ADULT_AGE = 18  # the policy's own bar, stricter than PIPL's 14 (R09)
-
-
-def age_on(birthday: date, today: date) -> int:
-    return today.year - birthday.year - ((today.month, today.day) < (birthday.month, birthday.day))
-
 
 def is_minor(user: User) -> bool:
     return user.birthday is not None and age_on(user.birthday, china_today()) < ADULT_AGE
 
 
 def restricted(user: User) -> bool:
-    return is_minor(user) and user.guardian_consent_at is None
+    return restricted_on(user.birthday, user.guardian_consent_at, china_today())
 
 
 def send_guardian_code(ctx: AppContext, session: Session, user: User, raw_phone: str, ip: str | None) -> None:

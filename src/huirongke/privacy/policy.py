@@ -72,6 +72,13 @@ class PolicyService:
         self.invalidate()
         return row
 
+    def cached_version(self) -> int | None:
+        """The current version if known without asking the database, else None."""
+        cached = self._current
+        if cached and time.monotonic() - cached[0] < _CACHE_SECONDS:
+            return cached[1].version
+        return None
+
     def current(self, session: Session) -> PolicyInfo:
         now = time.monotonic()
         with self._lock:
@@ -96,7 +103,9 @@ class PolicyService:
         )
         return session.scalar(q.limit(1)) is not None
 
-    def agree(self, session: Session, user_id: str, version: int, channel: str = "app") -> PolicyAgreement:
+    def agree(
+        self, session: Session, user_id: str, version: int, channel: str = "app", *, new_user: bool = False
+    ) -> PolicyAgreement:
         current = self.current(session)
         if version != current.version:
             raise Conflict(
@@ -104,16 +113,19 @@ class PolicyService:
                 code="policy_version_mismatch",
                 details={"current_version": current.version},
             )
-        existing = session.scalar(
-            select(PolicyAgreement).where(
-                PolicyAgreement.user_id == user_id, PolicyAgreement.version == version
+        existing = (
+            None  # a user registered in this transaction has agreed to nothing yet
+            if new_user
+            else session.scalar(
+                select(PolicyAgreement).where(
+                    PolicyAgreement.user_id == user_id, PolicyAgreement.version == version
+                )
             )
         )
         if existing:
             return existing
         row = PolicyAgreement(user_id=user_id, version=version, channel=channel, agreed_at=utcnow())
         session.add(row)
-        session.flush()
         return row
 
     @staticmethod

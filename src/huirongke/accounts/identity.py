@@ -1,0 +1,232 @@
+"""Who a bearer token belongs to, and the cache that answers it without the database.
+
+Every authenticated request asks the same questions: which session and user does this token name, is
+the session live, has the user agreed to the current policy (P01, P41), is the user a minor still
+waiting for a guardian (P42), and which purposes has the user consented to (P05)? `load` answers
+them in two queries; `IdentityCache` keeps the answer for a few seconds, and also keeps rendered
+per-user views (the `/me` body) so the hottest read costs no query at all.
+
+Correctness does not rest on the TTL: every commit that writes a row linked to a user (see
+`privacy.changes`) drops that user's entries at once, in this process and, through Redis, in the
+others. A load that raced with such a commit is not stored (see `mark`/`put`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import and_, bindparam, select, update
+
+from huirongke.accounts.models import AuthSession, User
+from huirongke.kit.clock import china_today, utcnow
+from huirongke.kit.errors import Unauthorized
+from huirongke.privacy import changes
+from huirongke.privacy.models import ConsentEvent, PolicyAgreement
+
+if TYPE_CHECKING:
+    from huirongke.context import AppContext
+
+ADULT_AGE = 18  # the policy's own bar, stricter than PIPL's 14 (R09)
+LAST_SEEN_EVERY = timedelta(minutes=5)
+
+
+def age_on(birthday: date, today: date) -> int:
+    return today.year - birthday.year - ((today.month, today.day) < (birthday.month, birthday.day))
+
+
+def restricted_on(birthday: date | None, guardian_consent_at: datetime | None, today: date) -> bool:
+    """Under 18 with no guardian's consent yet: only the profile and the guardian flow are open."""
+    return birthday is not None and age_on(birthday, today) < ADULT_AGE and guardian_consent_at is None
+
+
+@dataclass(frozen=True)
+class Identity:
+    user_id: str
+    session_id: str
+    session_expires_at: datetime
+    policy_version: int  # the current policy version this answer was checked against
+    policy_agreed: bool
+    restricted: bool
+    granted: frozenset[str]  # purposes whose latest consent event is a grant
+
+
+_LOAD = (
+    select(
+        AuthSession.id,
+        AuthSession.user_id,
+        AuthSession.expires_at,
+        AuthSession.revoked_at,
+        AuthSession.last_seen_at,
+        User.status,
+        User.birthday,
+        User.guardian_consent_at,
+        select(PolicyAgreement.id)
+        .where(and_(PolicyAgreement.user_id == User.id, PolicyAgreement.version == bindparam("version")))
+        .exists()
+        .label("agreed"),
+    )
+    .join(User, User.id == AuthSession.user_id)
+    .where(AuthSession.token_hash == bindparam("token_hash"))
+)
+
+_CONSENTS = (
+    select(ConsentEvent.purpose, ConsentEvent.granted)
+    .where(ConsentEvent.user_id == bindparam("user_id"))
+    .order_by(ConsentEvent.at, ConsentEvent.id)
+)
+
+
+def load(ctx: AppContext, token_hash: str) -> Identity:
+    """Ask the database (a cache miss), remember the answer if nothing changed meanwhile."""
+    cache = ctx.identities
+    start = cache.mark()
+    with ctx.db.session(write=False) as session:
+        version = ctx.policy.current(session).version
+        row = session.execute(_LOAD, {"token_hash": token_hash, "version": version}).first()
+        if row is None:
+            raise Unauthorized("登录状态无效，请重新登录", code="invalid_token")
+        now = utcnow()
+        if row.revoked_at is not None or row.expires_at <= now or row.status != "active":
+            raise Unauthorized("登录已过期，请重新登录", code="token_expired")
+        latest = {
+            purpose: granted for purpose, granted in session.execute(_CONSENTS, {"user_id": row.user_id})
+        }
+    identity = Identity(
+        user_id=row.user_id,
+        session_id=row.id,
+        session_expires_at=row.expires_at,
+        policy_version=version,
+        policy_agreed=bool(row.agreed),
+        restricted=restricted_on(row.birthday, row.guardian_consent_at, china_today()),
+        granted=frozenset(p for p, g in latest.items() if g),
+    )
+    if now - row.last_seen_at > LAST_SEEN_EVERY:
+        # Rare (once per five minutes of activity), and it changes the user: nothing to cache now.
+        with ctx.db.session() as session:
+            session.execute(
+                update(AuthSession).where(AuthSession.id == row.id).values(last_seen_at=now),
+                execution_options=changes.of(row.user_id),
+            )
+        return identity
+    cache.put(token_hash, identity, start)
+    return identity
+
+
+class IdentityCache:
+    """token hash → Identity, and (user, view) → rendered bytes; LRU-bounded, TTL-limited, and emptied
+    per user by `privacy.changes`. Thread-safe: filled from the thread pool, read on the event loop,
+    emptied from whichever thread committed."""
+
+    def __init__(self, ttl_seconds: float, max_entries: int = 10_000) -> None:
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._tokens: OrderedDict[str, tuple[float, Identity]] = OrderedDict()
+        self._by_user: dict[str, set[str]] = {}
+        self._views: OrderedDict[str, dict[str, tuple[float, int, bytes]]] = OrderedDict()
+        self._seq = 0  # bumped by every invalidation
+        self._changed: dict[str, int] = {}  # user → the _seq of their last invalidation
+        self._floor = 0  # loads that started before this are refused (the _changed map was reset)
+        self._all = 0  # the _seq of the last invalidation of everyone
+        self.hits = self.misses = 0
+        changes.subscribe(self)
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl > 0
+
+    # --- reads ---------------------------------------------------------------------------------------
+
+    def get(self, token_hash: str, policy_version: int | None) -> Identity | None:
+        if not self.enabled or policy_version is None:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            hit = self._tokens.get(token_hash)
+            if hit is None or hit[0] <= now or hit[1].policy_version != policy_version:
+                self.misses += 1
+                return None
+            self._tokens.move_to_end(token_hash)
+            self.hits += 1
+        identity = hit[1]
+        if identity.session_expires_at <= utcnow():
+            return None
+        return identity
+
+    def view(self, user_id: str, name: str, version: int) -> bytes | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._views.get(user_id, {}).get(name)
+            if hit is None or hit[0] <= now or hit[1] != version:
+                return None
+            self._views.move_to_end(user_id)
+            return hit[2]
+
+    # --- writes --------------------------------------------------------------------------------------
+
+    def mark(self) -> int:
+        """Call before reading what is to be cached; pass the result to `put`/`put_view`."""
+        with self._lock:
+            return self._seq
+
+    def _stale(self, user_id: str, start: int) -> bool:
+        return start < self._floor or start < self._all or self._changed.get(user_id, -1) > start
+
+    def put(self, token_hash: str, identity: Identity, start: int) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            if self._stale(identity.user_id, start):
+                return
+            self._tokens[token_hash] = (time.monotonic() + self.ttl, identity)
+            self._tokens.move_to_end(token_hash)
+            self._by_user.setdefault(identity.user_id, set()).add(token_hash)
+            while len(self._tokens) > self.max_entries:
+                old, (_, ident) = self._tokens.popitem(last=False)
+                self._forget_token(ident.user_id, old)
+
+    def put_view(self, user_id: str, name: str, version: int, body: bytes, start: int) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            if self._stale(user_id, start):
+                return
+            self._views.setdefault(user_id, {})[name] = (time.monotonic() + self.ttl, version, body)
+            self._views.move_to_end(user_id)
+            while len(self._views) > self.max_entries:
+                self._views.popitem(last=False)
+
+    def _forget_token(self, user_id: str, token_hash: str) -> None:
+        tokens = self._by_user.get(user_id)
+        if tokens is not None:
+            tokens.discard(token_hash)
+            if not tokens:
+                del self._by_user[user_id]
+
+    # --- invalidation --------------------------------------------------------------------------------
+
+    def subjects_changed(self, ids: frozenset[str]) -> None:
+        with self._lock:
+            self._seq += 1
+            if changes.ALL in ids:
+                self._all = self._seq
+                self._tokens.clear()
+                self._by_user.clear()
+                self._views.clear()
+                return
+            if len(self._changed) > self.max_entries:
+                self._changed.clear()
+                self._floor = self._seq
+            for uid in ids:
+                self._changed[uid] = self._seq
+                for token_hash in self._by_user.pop(uid, ()):
+                    self._tokens.pop(token_hash, None)
+                self._views.pop(uid, None)
+
+    def __len__(self) -> int:
+        return len(self._tokens)
