@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -44,6 +45,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with ctx.db.session() as session:
             ctx.policy.ensure_seeded(session, settings)
+        # Request work runs in anyio's thread pool (40 threads by default). Past a few threads per core
+        # they only contend for the GIL: bounded, a burst of sign-ins queues instead of thrashing.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         consumer = ctx.jobs.start_consumer() if run_jobs else None
         relay = changes.relay() if ctx.redis is not None else None
         if relay is not None:
