@@ -215,6 +215,15 @@ def _section(res: dict[str, Any]) -> list[str]:
         out.append(f"| Server CPU per request, `/healthz` / `/api/v1/me` | {cpu} | | |")
         ratio = _fmt("me_ratio", v["me_ratio_cpu"])
         out.append(f"| Ratio from CPU per request (one saturated core) | {ratio} | ≥ 40% | |")
+    unc = res.get("uncached")
+    if unc:
+        me_u, hz_u = unc["me_uncached_c32"], unc["healthz_c32"]
+        ratio_u = me_u["ok_rps"] / hz_u["ok_rps"] if hz_u["ok_rps"] else None
+        out.append(
+            "| `GET /api/v1/me` with the identity cache off (`HRK_IDENTITY_CACHE_SECONDS=0`, every request"
+            f" reads the database; second server, same run) | {me_u['ok_rps']:,.1f}/s ="
+            f" {_fmt('me_ratio', ratio_u)} of its `/healthz`; {me_u['server_cpu_ms_per_req']} ms CPU | | |"
+        )
     if v.get("signin_cpu_ms"):
         cpu = f"{v['signin_cpu_ms']} / {v['signup_cpu_ms']} ms"
         out.append(f"| Server CPU per sign-in, returning / new phone | {cpu} | | |")

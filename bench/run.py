@@ -130,6 +130,42 @@ def measure_http(srv: Server, wrk: str, token: str, duration: int, warmup: int) 
     return out
 
 
+def measure_uncached_me(
+    backend: str, pg: PgAdmin | None, args: argparse.Namespace, wrk: str
+) -> dict[str, Any]:
+    """`/me` with the identity cache turned off: every request reads the token, user, agreement, consents
+    and renders the body. Not a target; it shows what a request costs when the cache cannot answer (a
+    first request, or the next one after any change to the user)."""
+    with ExitStack() as stack:
+        log(f"[{backend}] /me with HRK_IDENTITY_CACHE_SECONDS=0 (cache off), on a second server ...")
+        srv = _server_context(stack, backend, pg, args, env={"HRK_IDENTITY_CACHE_SECONDS": "0"})
+        session = client.run_async(client.sign_up(srv.port, BENCH_PHONE))
+        auth = {"Authorization": f"Bearer {session['token']}"}
+        base = srv.base_url
+        if args.warmup:
+            run_wrk(
+                wrk,
+                "warmup-me-uncached",
+                f"{base}/api/v1/me",
+                connections=32,
+                duration_s=args.warmup,
+                headers=auth,
+            )
+        out: dict[str, Any] = {}
+        for label, url, headers in (
+            ("me_uncached_c32", f"{base}/api/v1/me", auth),
+            ("healthz_c32", f"{base}/healthz", None),
+        ):
+            cpu0 = cpu_seconds(srv.proc.pid)
+            res = run_wrk(wrk, label, url, connections=32, duration_s=args.duration, headers=headers)
+            cpu = cpu_seconds(srv.proc.pid) - cpu0
+            d = res.as_dict()
+            d["server_cpu_ms_per_req"] = round(cpu * 1000 / res.requests, 3) if res.requests else None
+            out[label] = d
+            log(f"  {label:<16} {res.ok_rps:9.1f} ok req/s  server CPU {d['server_cpu_ms_per_req']} ms/req")
+    return out
+
+
 def measure_sign_in(srv: Server, count: int, concurrency: int) -> dict[str, Any]:
     port = srv.port
 
@@ -260,6 +296,7 @@ def run_backend(backend: str, args: argparse.Namespace, wrk: str, pg: PgAdmin | 
     result["shutdown"] = srv.stop_info
     if not srv.stop_info.get("sigterm_stopped"):
         log(f"  !! the server did not exit on SIGTERM: {srv.stop_info}")
+    result["uncached"] = measure_uncached_me(backend, pg, args, wrk)
     result["startup"] = measure_startups(backend, pg, args, args.startup_runs, first_start)
     result["startup"]["environment"] = venv_bytecode()
     result["loadavg_after"] = _loadavg()

@@ -235,6 +235,7 @@ def running_server(
     src_dir: Path | None = None,
     bytecode_cache: Path | None = None,
     stop_grace_s: float = 5.0,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """Launch `python -m huirongke.cli serve` with a fresh HRK_DATA_DIR; time it until /readyz is 200.
 
@@ -250,6 +251,7 @@ def running_server(
             extra["HRK_DATABASE_URL"] = database_url
         if redis_url:
             extra["HRK_REDIS_URL"] = redis_url
+        extra.update(env or {})
         env = _clean_env(extra)
         if src_dir is not None:  # benchmark another copy of the code (e.g. a `git archive` snapshot)
             env["PYTHONPATH"] = str(src_dir)

@@ -34,10 +34,10 @@ class Settings(BaseSettings):
     password_account_hourly_limit: int = 10
     sms_max_attempts: int = 5
     session_ttl_days: int = 30
-    #: How long a token's identity and the `/me` body are reused without the database. Commits drop
-    #: the entries at once (across processes through Redis); this only bounds what no relay reaches.
     #: Threads that run request work (database, crypto); a few per core is enough, more only contend.
     request_threads: int = Field(default=8, ge=1, le=200)
+    #: How long a token's identity and the `/me` body are reused without the database. Commits drop
+    #: the entries at once (across processes through Redis); this only bounds what no relay reaches.
     identity_cache_seconds: float = Field(default=10.0, ge=0, le=300)
     aliyun_access_key_id: str = ""
     aliyun_access_key_secret: str = ""

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy.orm import aliased
 
 from huirongke.accounts.models import AuthSession, User
 from huirongke.kit.clock import china_today, utcnow
@@ -74,10 +75,18 @@ _LOAD = (
     .where(AuthSession.token_hash == bindparam("token_hash"))
 )
 
-_CONSENTS = (
-    select(ConsentEvent.purpose, ConsentEvent.granted)
-    .where(ConsentEvent.user_id == bindparam("user_id"))
-    .order_by(ConsentEvent.at, ConsentEvent.id)
+_LATER = aliased(ConsentEvent)
+#: The latest event per purpose only (the ledger keeps every change): answered from the
+#: (user_id, purpose, at) index, and a handful of rows however long the history.
+_CONSENTS = select(ConsentEvent.purpose, ConsentEvent.granted).where(
+    ConsentEvent.user_id == bindparam("user_id"),
+    ~select(_LATER.id)
+    .where(
+        _LATER.user_id == ConsentEvent.user_id,
+        _LATER.purpose == ConsentEvent.purpose,
+        or_(_LATER.at > ConsentEvent.at, and_(_LATER.at == ConsentEvent.at, _LATER.id > ConsentEvent.id)),
+    )
+    .exists(),
 )
 
 
@@ -93,9 +102,7 @@ def load(ctx: AppContext, token_hash: str) -> Identity:
         now = utcnow()
         if row.revoked_at is not None or row.expires_at <= now or row.status != "active":
             raise Unauthorized("登录已过期，请重新登录", code="token_expired")
-        latest = {
-            purpose: granted for purpose, granted in session.execute(_CONSENTS, {"user_id": row.user_id})
-        }
+        granted = frozenset(p for p, g in session.execute(_CONSENTS, {"user_id": row.user_id}) if g)
     identity = Identity(
         user_id=row.user_id,
         session_id=row.id,
@@ -103,7 +110,7 @@ def load(ctx: AppContext, token_hash: str) -> Identity:
         policy_version=version,
         policy_agreed=bool(row.agreed),
         restricted=restricted_on(row.birthday, row.guardian_consent_at, china_today()),
-        granted=frozenset(p for p, g in latest.items() if g),
+        granted=granted,
     )
     if now - row.last_seen_at > LAST_SEEN_EVERY:
         # Rare (once per five minutes of activity), and it changes the user: nothing to cache now.
