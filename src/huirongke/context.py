@@ -82,13 +82,14 @@ def build_context(settings: Settings, *, immediate_jobs: bool = False) -> AppCon
 
         redis_client = redis.Redis.from_url(settings.redis_url)
         limiter = RedisRateLimiter(redis_client)
+    db = Database(settings.resolved_database_url)
     ctx = AppContext(
         settings=settings,
-        db=Database(settings.resolved_database_url),
+        db=db,
         keys=SubjectKeys(KeyRing.from_file(settings.data_dir / "keys" / "master.key")),
         storage=LocalStorage(settings.media_dir),
         limiter=limiter,
-        policy=PolicyService(),
+        policy=PolicyService(db),
         redis=redis_client,
     )
     ctx.sms = _sms_provider(ctx)

@@ -246,12 +246,8 @@ def _eventually(check, seconds: float = 5.0):
         time.sleep(0.05)
 
 
-def test_a_staff_command_in_another_process_is_seen_through_the_relay(relayed):
-    client, _, relay_settings = relayed
-    token, user = sign_up(client)
-    grant(client, token, "real_name")
-    submit_real_name(client, token)
-    assert warm(client, token)["real_name"]["status"] == "pending"
+def _cli(relay_settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """A staff command in a process of its own, against the same database and Redis."""
     env = {
         **os.environ,
         "HRK_DATA_DIR": str(relay_settings.data_dir),
@@ -260,15 +256,33 @@ def test_a_staff_command_in_another_process_is_seen_through_the_relay(relayed):
         "HRK_LOG_LEVEL": "WARNING",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "huirongke.cli", "realname", "verify", user["id"]],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [sys.executable, "-m", "huirongke.cli", *args], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_a_staff_command_in_another_process_is_seen_through_the_relay(relayed):
+    client, _, relay_settings = relayed
+    token, user = sign_up(client)
+    grant(client, token, "real_name")
+    submit_real_name(client, token)
+    assert warm(client, token)["real_name"]["status"] == "pending"
+    _cli(relay_settings, "realname", "verify", user["id"])
     status = _eventually(lambda: warm(client, token)["real_name"]["status"] == "verified")
     assert status, "the other process's commit reached this server's cache well before its TTL"
+
+
+def test_a_policy_published_from_another_process_gates_at_once(relayed, tmp_path):
+    """The current version is cached for 30 s per process; the relay makes a publication immediate."""
+    client, _, relay_settings = relayed
+    token, _ = sign_up(client)
+    warm(client, token)
+    text = tmp_path / "policy.md"
+    text.write_text("# 汇容客隐私政策（第二版）\n\n新增了说明。", encoding="utf-8")
+    _cli(relay_settings, "privacy", "publish-policy", str(text), "--changes", "新增说明")
+    gated = _eventually(lambda: client.get("/api/v1/me", headers=auth(token)).status_code == 428)
+    assert gated, "the new version reached this server well before the policy cache's 30 s"
 
 
 def test_every_table_linked_to_a_user_names_it_in_an_attribute():
@@ -281,3 +295,30 @@ def test_every_table_linked_to_a_user_names_it_in_an_attribute():
         table = mapper.local_table.name  # type: ignore[attr-defined]
         if table in linked:
             assert linked[table] in mapper.attrs, (table, linked[table])
+
+
+def test_a_publication_no_announcement_reaches_is_picked_up_in_the_background(client, ctx, monkeypatch):
+    """Another process without Redis (the CLI beside `make serve`) writes the new version: requests keep
+    the known version without waiting, while one background refresh finds the new one."""
+    from sqlalchemy import insert
+
+    from huirongke.kit.clock import utcnow
+    from huirongke.privacy import policy as policy_module
+    from huirongke.privacy.models import PolicyVersion
+
+    token, _ = sign_up(client)
+    warm(client, token)
+    old = ctx.policy.cached_version()
+    with ctx.db.engine.begin() as conn:  # a raw connection: no session, so no announcement
+        conn.execute(
+            insert(PolicyVersion).values(
+                version=old + 1, text="# 新版", changes="新增", published_at=utcnow()
+            )
+        )
+    assert ctx.policy.cached_version() == old
+    assert warm(client, token), "still answered from memory"
+    real = time.monotonic
+    monkeypatch.setattr(policy_module.time, "monotonic", lambda: real() + policy_module._FRESH_SECONDS)
+    assert ctx.policy.cached_version() == old, "a stale version is served while it is refreshed"
+    assert _eventually(lambda: ctx.policy.cached_version() == old + 1)
+    assert_error(client.get("/api/v1/me", headers=auth(token)), 428, "policy_update_required")

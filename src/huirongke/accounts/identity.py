@@ -230,6 +230,8 @@ class IdentityCache:
                 self._changed.clear()
                 self._floor = self._seq
             for uid in ids:
+                if uid.startswith(changes.TABLE):
+                    continue
                 self._changed[uid] = self._seq
                 for token_hash in self._by_user.pop(uid, ()):
                     self._tokens.pop(token_hash, None)

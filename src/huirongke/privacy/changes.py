@@ -30,7 +30,9 @@ log = structlog.get_logger(__name__)
 
 ALL = "*"
 SUBJECT = "subject"  # execution option: the user id a bulk statement touches
+TABLE = "table:"  # prefix of the marks for watched tables that hold no user's data
 _PENDING = "changed_subjects"
+_watched: set[str] = set()
 
 Listener = Callable[[frozenset[str]], None]
 _listeners: weakref.WeakSet[Any] = weakref.WeakSet()  # objects with .subjects_changed(ids)
@@ -52,6 +54,13 @@ def _links() -> dict[str, str]:
 def of(user_id: str) -> dict[str, str]:
     """Execution options for a bulk statement on one user's rows: caches then drop only that user."""
     return {SUBJECT: user_id}
+
+
+def watch_table(name: str) -> str:
+    """Announce every write to `name` (a table linked to no user, e.g. policy versions) as the mark
+    this returns, beside the user marks."""
+    _watched.add(name)
+    return TABLE + name
 
 
 def subscribe(listener: Any) -> None:
@@ -86,7 +95,10 @@ def _after_flush(session: Session, _flush: UOWTransaction) -> None:
     links = _links()
     touched = []
     for obj in (*session.new, *session.dirty, *session.deleted):
-        column = links.get(getattr(obj, "__tablename__", ""))
+        table = getattr(obj, "__tablename__", "")
+        if table in _watched:
+            touched.append(TABLE + table)
+        column = links.get(table)
         if column is not None:
             uid = getattr(obj, column, None)
             if uid is not None:
@@ -100,7 +112,11 @@ def _bulk(state: ORMExecuteState) -> None:
     if not (state.is_update or state.is_delete or state.is_insert):
         return
     table = getattr(state.statement, "table", None)
-    if table is None or table.name not in _links():
+    if table is None:
+        return
+    if table.name in _watched:
+        _mark(state.session, [TABLE + table.name])
+    if table.name not in _links():
         return
     subject = state.execution_options.get(SUBJECT)
     _mark(state.session, [str(subject)] if subject else [ALL])

@@ -9,17 +9,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import structlog
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from huirongke.config import Settings
 from huirongke.kit.clock import utcnow
+from huirongke.kit.db import Database
 from huirongke.kit.errors import AppError, Conflict
+from huirongke.privacy import changes
 from huirongke.privacy.models import PolicyAgreement, PolicyVersion
 
 TEMPLATES = Path(__file__).parent / "policy_templates"
-_CACHE_SECONDS = 2.0
+log = structlog.get_logger(__name__)
+_FRESH_SECONDS = 2.0
+_STALE_LIMIT_SECONDS = 30.0
+_PUBLISHED = changes.watch_table("policy_versions")
 
 
 @dataclass(frozen=True)
@@ -46,13 +52,30 @@ def render_policy(settings: Settings, version: int, effective_date: str) -> str:
 
 
 class PolicyService:
-    def __init__(self) -> None:
+    """The current version, kept per process: every authenticated request checks it.
+
+    A publication anywhere (this process, or another through the Redis relay) drops it at once. Past
+    `_FRESH_SECONDS` the next request still gets the known version while one background thread asks
+    the database again (so a publication from a process no announcement reaches, e.g. the CLI beside
+    `make serve` on SQLite, takes effect within about two seconds, and no request waits for it). Past
+    `_STALE_LIMIT_SECONDS` (the refresh keeps failing) requests ask the database themselves."""
+
+    def __init__(self, db: Database | None = None) -> None:
+        self._db = db
         self._lock = threading.Lock()
         self._current: tuple[float, PolicyInfo] | None = None
+        self._generation = 0  # bumped by every invalidation: a load that raced one is not kept
+        self._refreshing = False
+        changes.subscribe(self)
+
+    def subjects_changed(self, ids: frozenset[str]) -> None:
+        if _PUBLISHED in ids or changes.ALL in ids:
+            self.invalidate()
 
     def invalidate(self) -> None:
         with self._lock:
             self._current = None
+            self._generation += 1
 
     def ensure_seeded(self, session: Session, settings: Settings) -> None:
         if session.scalar(select(func.count()).select_from(PolicyVersion)):
@@ -75,22 +98,51 @@ class PolicyService:
     def cached_version(self) -> int | None:
         """The current version if known without asking the database, else None."""
         cached = self._current
-        if cached and time.monotonic() - cached[0] < _CACHE_SECONDS:
+        if cached is None:
+            return None
+        age = time.monotonic() - cached[0]
+        if age < _FRESH_SECONDS:
+            return cached[1].version
+        if age < _STALE_LIMIT_SECONDS and self._db is not None:
+            self._refresh_in_background()
             return cached[1].version
         return None
 
-    def current(self, session: Session) -> PolicyInfo:
-        now = time.monotonic()
+    def _refresh_in_background(self) -> None:
         with self._lock:
-            cached = self._current
-        if cached and now - cached[0] < _CACHE_SECONDS:
+            if self._refreshing:
+                return
+            self._refreshing = True
+        threading.Thread(target=self._refresh, name="policy-refresh", daemon=True).start()
+
+    def _refresh(self) -> None:
+        assert self._db is not None
+        try:
+            with self._db.session(write=False) as session:
+                self._load(session)
+        except Exception as exc:  # the next request tries again; past the limit requests ask themselves
+            log.warning("policy_refresh_failed", error_type=type(exc).__name__)
+        finally:
+            with self._lock:
+                self._refreshing = False
+
+    def current(self, session: Session) -> PolicyInfo:
+        cached = self._current
+        if cached and time.monotonic() - cached[0] < _FRESH_SECONDS:
             return cached[1]
+        return self._load(session)
+
+    def _load(self, session: Session) -> PolicyInfo:
+        with self._lock:
+            generation = self._generation
+        now = time.monotonic()
         row = session.scalar(select(PolicyVersion).order_by(PolicyVersion.version.desc()).limit(1))
         if row is None:
             raise AppError("隐私政策尚未发布", code="policy_missing", status=503)
         info = PolicyInfo(row.version, row.published_at, row.text, row.changes)
         with self._lock:
-            self._current = (now, info)
+            if generation == self._generation:
+                self._current = (now, info)
         return info
 
     def history(self, session: Session) -> list[PolicyVersion]:
