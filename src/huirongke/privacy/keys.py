@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from huirongke.kit.clock import utcnow
 from huirongke.kit.crypto import FieldCipher, KeyRing
+from huirongke.privacy import changes
 from huirongke.privacy.models import DataKey
+
+_INSERT_KEY = insert(cast(Table, DataKey.__table__))
 
 _CACHE_SECONDS = 60.0
 
@@ -26,7 +31,11 @@ class SubjectKeys:
 
     def create(self, session: Session, subject_id: str) -> FieldCipher:
         key, wrapped = self.ring.new_data_key(subject_id)
-        session.add(DataKey(subject_id=subject_id, wrapped_key=wrapped, created_at=utcnow()))
+        session.execute(
+            _INSERT_KEY,
+            {"subject_id": subject_id, "wrapped_key": wrapped, "created_at": utcnow()},
+            execution_options=changes.of(subject_id),
+        )
         return FieldCipher(key, subject_id)
 
     def cipher(self, session: Session, subject_id: str) -> FieldCipher:

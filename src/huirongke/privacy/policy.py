@@ -8,16 +8,18 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 import structlog
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from huirongke.config import Settings
 from huirongke.kit.clock import utcnow
 from huirongke.kit.db import Database
 from huirongke.kit.errors import AppError, Conflict
+from huirongke.kit.ids import new_id
 from huirongke.privacy import changes
 from huirongke.privacy.models import PolicyAgreement, PolicyVersion
 
@@ -26,6 +28,7 @@ log = structlog.get_logger(__name__)
 _FRESH_SECONDS = 2.0
 _STALE_LIMIT_SECONDS = 30.0
 _PUBLISHED = changes.watch_table("policy_versions")
+_INSERT_AGREEMENT = insert(cast(Table, PolicyAgreement.__table__))
 
 
 @dataclass(frozen=True)
@@ -176,9 +179,16 @@ class PolicyService:
         )
         if existing:
             return existing
-        row = PolicyAgreement(user_id=user_id, version=version, channel=channel, agreed_at=utcnow())
-        session.add(row)
-        return row
+        values = {
+            "id": new_id(),
+            "user_id": user_id,
+            "version": version,
+            "channel": channel,
+            "agreed_at": utcnow(),
+        }
+        # One statement, no unit-of-work flush: every registration agrees. Returns the row as inserted.
+        session.execute(_INSERT_AGREEMENT, values, execution_options=changes.of(user_id))
+        return PolicyAgreement(**values)
 
     @staticmethod
     def agreements(session: Session, user_id: str) -> list[PolicyAgreement]:
