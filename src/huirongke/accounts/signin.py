@@ -113,30 +113,34 @@ def _deliver(ctx: AppContext, message: SmsMessage, code_id: str) -> None:
 
 def check_code(
     ctx: AppContext, session: Session, bidx: str, code: str, purpose: str = "login", *, consume: bool = True
-) -> SmsCode:
-    """Consume a valid code or raise 400 invalid_code. Five wrong tries void the code."""
+) -> str:
+    """Consume a valid code (or only check it) and return its id, or raise 400 invalid_code. Five wrong
+    tries void the code."""
     now = utcnow()
-    row = session.scalar(_LIVE_CODE, {"bidx": bidx, "purpose": purpose, "now": now})
+    row = session.execute(_LIVE_CODE, {"bidx": bidx, "purpose": purpose, "now": now}).first()
     invalid = BadRequest("验证码错误或已失效，请重新获取", code="invalid_code")
     if row is None:
         raise invalid
     if not secrets.compare_digest(row.code_hash, ctx.ring.mac("sms", bidx, code.strip())):
-        row.attempts += 1
-        if row.attempts >= ctx.settings.sms_max_attempts:
-            row.consumed_at = now
+        attempts = row.attempts + 1
+        voided = now if attempts >= ctx.settings.sms_max_attempts else None
+        session.execute(_FAILED_TRY, {"code_id": row.id, "attempts": attempts, "voided": voided})
         # The failed try must be remembered even though the request fails.
         session.commit()
-        remaining = max(0, ctx.settings.sms_max_attempts - row.attempts)
-        invalid.details = {"attempts_left": remaining}
+        invalid.details = {"attempts_left": max(0, ctx.settings.sms_max_attempts - attempts)}
         raise invalid
     if consume:
-        row.consumed_at = now
-    return row
+        consume_code(session, row.id)
+    return str(row.id)
+
+
+def consume_code(session: Session, code_id: str) -> None:
+    session.execute(_CONSUME_CODE, {"code_id": code_id, "now": utcnow()})
 
 
 # Built once: sign-in is the busiest writer, and building statements costs more than running them here.
 _LIVE_CODE = (
-    select(SmsCode)
+    select(SmsCode.id, SmsCode.code_hash, SmsCode.attempts)
     .where(
         SmsCode.phone_bidx == bindparam("bidx"),
         SmsCode.purpose == bindparam("purpose"),
@@ -159,6 +163,14 @@ _INSERT_USER = insert(cast(Table, User.__table__))
 _INSERT_SESSION = insert(cast(Table, AuthSession.__table__))
 _CODES = cast(Table, SmsCode.__table__)
 _CONSUME_CODE = update(_CODES).where(_CODES.c.id == bindparam("code_id")).values(consumed_at=bindparam("now"))
+_FAILED_TRY = (
+    update(_CODES)
+    .where(_CODES.c.id == bindparam("code_id"))
+    .values(
+        attempts=bindparam("attempts"),
+        consumed_at=func.coalesce(bindparam("voided", type_=_CODES.c.consumed_at.type), _CODES.c.consumed_at),
+    )
+)
 
 
 @dataclass
@@ -198,7 +210,7 @@ def sign_in(
         method = "sms"
         # The code is checked first, so a wrong code answers the same whether or not the number
         # has an account; only the holder of a valid code learns that registration needs consent.
-        row = check_code(ctx, session, bidx, code, consume=False)
+        code_id = check_code(ctx, session, bidx, code, consume=False)
         if user is None and accept_policy_version != current.version:
             # Don't burn the code: the client shows the policy and retries with the same code.
             raise PreconditionRequired(
@@ -206,7 +218,7 @@ def sign_in(
                 code="policy_consent_required",
                 details={"current_version": current.version},
             )
-        session.execute(_CONSUME_CODE, {"code_id": row.id, "now": utcnow()})
+        consume_code(session, code_id)
     else:
         raise Invalid("请提供验证码或密码", code="credentials_required")
 
