@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     sms_max_attempts: int = 5
     session_ttl_days: int = 30
     #: Threads that run request work (database, crypto); a few per core is enough, more only contend.
-    request_threads: int = Field(default=8, ge=1, le=200)
+    request_threads: int = Field(default=4, ge=1, le=200)
     #: How long a token's identity and the `/me` body are reused without the database. Commits drop
     #: the entries at once (across processes through Redis); this only bounds what no relay reaches.
     identity_cache_seconds: float = Field(default=10.0, ge=0, le=300)
