@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from huirongke.accounts.identity import IdentityCache
 from huirongke.config import Settings
 from huirongke.kit.clock import utcnow
@@ -43,13 +45,12 @@ class AppContext:
     def phone_bidx(self, e164: str) -> str:
         return self.ring.blind_index("phone", e164)
 
-    def write_dev_outbox(self, message: SmsMessage) -> None:
-        with self.db.session() as s:
-            s.add(
-                DevSmsOutbox(
-                    phone_bidx=self.phone_bidx(normalize(message.phone)), text=message.text, sent_at=utcnow()
-                )
+    def dev_outbox_row(self, session: Session, message: SmsMessage) -> None:
+        session.add(
+            DevSmsOutbox(
+                phone_bidx=self.phone_bidx(normalize(message.phone)), text=message.text, sent_at=utcnow()
             )
+        )
 
 
 def _sms_provider(ctx: AppContext) -> SmsProvider:
@@ -70,7 +71,7 @@ def _sms_provider(ctx: AppContext) -> SmsProvider:
     if s.env == "prod":
         # The console provider prints codes: in production anyone reading the logs could sign in.
         raise RuntimeError("HRK_SMS_PROVIDER=console cannot run with HRK_ENV=prod; configure a real provider")
-    return ConsoleSmsProvider(ctx.write_dev_outbox)
+    return ConsoleSmsProvider(ctx.dev_outbox_row)
 
 
 def build_context(settings: Settings, *, immediate_jobs: bool = False) -> AppContext:

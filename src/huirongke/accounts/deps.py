@@ -31,10 +31,17 @@ async def get_session(
     request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]
 ) -> AsyncIterator[Session]:
     """One unit of work per request. Opening a read session does no I/O, so only writers (which
-    take SQLite's write lock at BEGIN) and the final commit go through the thread pool."""
+    take SQLite's write lock at BEGIN) and the final commit go through the thread pool. A writer first
+    waits for the right to write without holding a request thread (see `Database.claim_writer_async`)."""
     write = request.method not in _READS
-    unit = ctx.db.session(write=write)
-    session = await run_in_threadpool(unit.__enter__) if write else unit.__enter__()
+    writer = await ctx.db.claim_writer_async() if write else None
+    try:
+        unit = ctx.db.session(write=write, writer=writer)
+        session = await run_in_threadpool(unit.__enter__) if write else unit.__enter__()
+    except BaseException:
+        if writer is not None:
+            writer.release()
+        raise
     try:
         yield session
     except BaseException as exc:

@@ -113,8 +113,12 @@ def load(ctx: AppContext, token_hash: str) -> Identity:
         granted=granted,
     )
     if now - row.last_seen_at > LAST_SEEN_EVERY:
-        # Rare (once per five minutes of activity), and it changes the user: nothing to cache now.
-        with ctx.db.session() as session:
+        # Rare (once per five minutes of activity), and it changes the user: nothing to cache now. Only
+        # if no other writer is busy: a timestamp is not worth queueing for (the next miss retries).
+        writer = ctx.db.try_claim_writer()
+        if writer is None:
+            return identity
+        with ctx.db.session(writer=writer) as session:
             session.execute(
                 update(AuthSession).where(AuthSession.id == row.id).values(last_seen_at=now),
                 execution_options=changes.of(row.user_id),

@@ -39,6 +39,7 @@ from huirongke.accounts.schemas import (
 )
 from huirongke.context import AppContext
 from huirongke.kit.clock import utcnow
+from huirongke.kit.db import Writer
 from huirongke.kit.errors import NotFound
 from huirongke.privacy import audit
 
@@ -71,12 +72,16 @@ def request_sms_code(body: SmsCodeRequest, request: Request, ctx: Ctx, session: 
 async def create_session(body: SignInRequest, request: Request) -> Response:
     # Busy at peaks: the whole unit of work in one thread-pool hop, serialised once.
     ctx: AppContext = request.app.state.ctx
-    out = await run_in_threadpool(_sign_in, ctx, body, client_ip(request))
+    writer = await ctx.db.claim_writer_async()
+    try:
+        out = await run_in_threadpool(_sign_in, ctx, body, client_ip(request), writer)
+    finally:
+        writer.release()  # idempotent: the unit of work has normally released it already
     return Response(out, status_code=201, media_type="application/json")
 
 
-def _sign_in(ctx: AppContext, body: SignInRequest, ip: str | None) -> bytes:
-    with ctx.db.session() as session:
+def _sign_in(ctx: AppContext, body: SignInRequest, ip: str | None, writer: Writer | None = None) -> bytes:
+    with ctx.db.session(writer=writer) as session:
         result = signin.sign_in(
             ctx,
             session,

@@ -99,6 +99,7 @@ def request_code(
     message = SmsMessage(
         phone=phone, template=template, params={"code": code}, text=text.format(code=code, minutes=minutes)
     )
+    ctx.sms.stage(session, message)
     after_commit(session, lambda: _deliver(ctx, message, row.id))
     return row
 

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -83,6 +84,25 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
+class Writer:
+    """The right to write to SQLite in this process, taken before a unit of work begins. Releasing is
+    idempotent, so whoever ends up holding it may release it. On other databases it holds nothing."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: threading.Lock | None) -> None:
+        self._lock = lock
+
+    def release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+
+def _busy() -> OperationalError:
+    return OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -96,16 +116,49 @@ class Database:
         # like busy_timeout. Other processes still meet SQLite's own busy handler.
         self._writer = threading.Lock() if self.is_sqlite else None
 
+    def claim_writer(self) -> Writer:
+        """Take the right to write, waiting up to the busy timeout (then 503 `busy`)."""
+        if self._writer is None:
+            return Writer(None)
+        if not self._writer.acquire(timeout=BUSY_TIMEOUT_S):
+            raise _busy()
+        return Writer(self._writer)
+
+    def try_claim_writer(self) -> Writer | None:
+        """The right to write if nobody holds it now, else None (for writes that can be skipped)."""
+        if self._writer is None:
+            return Writer(None)
+        return Writer(self._writer) if self._writer.acquire(False) else None
+
+    async def claim_writer_async(self) -> Writer:
+        """For requests: wait for the right to write *before* taking a request thread. A request that
+        waited in a request thread while the writer ahead of it needed one to finish could starve the
+        pool (the writer holds the right across the thread hops of one request)."""
+        if self._writer is None or self._writer.acquire(False):
+            return Writer(self._writer)
+        got: list[Writer] = []
+
+        def wait() -> Writer:
+            got.append(writer := self.claim_writer())
+            return writer
+
+        try:
+            return await anyio.to_thread.run_sync(wait, limiter=anyio.CapacityLimiter(1))
+        except BaseException:
+            for writer in got:  # cancelled while the thread waited: it ran to the end, give it back
+                writer.release()
+            raise
+
     @contextmanager
-    def session(self, *, write: bool = True) -> Iterator[Session]:
+    def session(self, *, write: bool = True, writer: Writer | None = None) -> Iterator[Session]:
         """A unit of work: commits on success, rolls back on error, then runs after-commit hooks.
-        `write=False` (read-mostly requests) lets SQLite readers run beside a writer."""
-        lock = self._writer if write else None
-        if lock is not None and not lock.acquire(timeout=BUSY_TIMEOUT_S):
-            raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
+        `write=False` (read-mostly requests) lets SQLite readers run beside a writer. A writing unit
+        takes the right to write itself unless the caller already holds it (`writer`, released here)."""
+        if write and writer is None:
+            writer = self.claim_writer()
         session = self.sessionmaker()
         try:
-            if lock is not None:
+            if write and self._writer is not None:
                 session.connection(execution_options={IMMEDIATE: True})
             yield session
             session.commit()
@@ -115,8 +168,8 @@ class Database:
         finally:
             hooks: list[Callable[[], None]] = session.info.pop("after_commit", [])
             session.close()
-            if lock is not None:
-                lock.release()
+            if writer is not None:
+                writer.release()
         for hook in hooks:
             hook()
 

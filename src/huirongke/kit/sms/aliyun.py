@@ -17,9 +17,13 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import httpx
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 from huirongke.kit.clock import utcnow
 from huirongke.kit.sms.base import SmsMessage, SmsSendError
@@ -117,6 +121,9 @@ class AliyunSmsProvider:
             params["TemplateParam"] = json.dumps(message.params, ensure_ascii=False, separators=(",", ":"))
         params["Signature"] = sign_rpc_request(params, self._access_key_secret)
         return params
+
+    def stage(self, session: Session, message: SmsMessage) -> None:
+        """Nothing to record: the carrier's receipt is the record."""
 
     def send(self, message: SmsMessage) -> None:
         params = self.signed_params(message)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True)
@@ -25,4 +28,12 @@ class SmsProvider(Protocol):
     #: Where the provider processes data (P14): e.g. "CN-mainland".
     region: str
 
-    def send(self, message: SmsMessage) -> None: ...
+    def stage(self, session: Session, message: SmsMessage) -> None:
+        """Inside the transaction that issues the message, before it commits: a provider may record the
+        message there (the console provider's dev outbox), so the record exists exactly when the
+        message does. Most providers do nothing."""
+        ...
+
+    def send(self, message: SmsMessage) -> None:
+        """After the commit: hand the message to the carrier."""
+        ...
