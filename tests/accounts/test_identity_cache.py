@@ -322,3 +322,24 @@ def test_a_publication_no_announcement_reaches_is_picked_up_in_the_background(cl
     assert ctx.policy.cached_version() == old, "a stale version is served while it is refreshed"
     assert _eventually(lambda: ctx.policy.cached_version() == old + 1)
     assert_error(client.get("/api/v1/me", headers=auth(token)), 428, "policy_update_required")
+
+
+def test_consent_states_are_read_by_the_first_gated_request_only(client, ctx):
+    """`/me` never needs them; a consent-gated route reads them once per cached identity."""
+    token, _ = sign_up(client)
+    with statements(ctx) as seen:
+        warm(client, token)
+    assert not any("consent_events" in q for q in seen), "the identity load leaves consent states alone"
+    body = {"name": "张三丰", "id_number": "11010519491231002X"}
+    with statements(ctx) as first:
+        assert_error(
+            client.post("/api/v1/me/real-name", json=body, headers=auth(token)), 428, "consent_required"
+        )
+    with statements(ctx) as second:
+        assert_error(
+            client.post("/api/v1/me/real-name", json=body, headers=auth(token)), 428, "consent_required"
+        )
+    assert any("consent_events" in q for q in first)
+    assert not any("consent_events" in q for q in second)
+    grant(client, token, "real_name")  # a new consent event drops the states with the identity
+    assert client.post("/api/v1/me/real-name", json=body, headers=auth(token)).status_code == 201

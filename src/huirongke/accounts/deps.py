@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -164,14 +164,16 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def require_consent(purpose_key: str) -> Callable[[Principal], Awaitable[Principal]]:
+def require_consent(purpose_key: str) -> Callable[[Principal, Request], Principal]:
     """A route dependency: 428 consent_required unless the signed-in user granted the purpose (P05).
-    Use as `Annotated[Principal, Depends(require_consent("real_name"))]`. The identity carries the
-    consent states, so the check costs no query."""
+    Use as `Annotated[Principal, Depends(require_consent("real_name"))]`. The consent states travel
+    with the cached identity: the first gated request after a load reads them, the next ones do not."""
     purpose = PURPOSES[purpose_key]
 
-    async def check(user: CurrentUser) -> Principal:
-        if purpose.needs_consent and purpose_key not in user.identity.granted:
+    def check(user: CurrentUser, request: Request) -> Principal:
+        if purpose.needs_consent and purpose_key not in identity.consents(
+            request.app.state.ctx, user.identity
+        ):
             raise PreconditionRequired(
                 f"使用此功能需要您同意「{purpose.label}」：{purpose.description}",
                 code="consent_required",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -53,7 +53,9 @@ class Identity:
     policy_version: int  # the current policy version this answer was checked against
     policy_agreed: bool
     restricted: bool
-    granted: frozenset[str]  # purposes whose latest consent event is a grant
+    #: Purposes whose latest consent event is a grant; None until a consent-gated route first needs
+    #: them (`consents`), so the routes that need none (`/me` among them) never pay for the query.
+    granted: frozenset[str] | None = None
 
 
 _LOAD = (
@@ -102,7 +104,6 @@ def load(ctx: AppContext, token_hash: str) -> Identity:
         now = utcnow()
         if row.revoked_at is not None or row.expires_at <= now or row.status != "active":
             raise Unauthorized("登录已过期，请重新登录", code="token_expired")
-        granted = frozenset(p for p, g in session.execute(_CONSENTS, {"user_id": row.user_id}) if g)
     identity = Identity(
         user_id=row.user_id,
         session_id=row.id,
@@ -110,7 +111,6 @@ def load(ctx: AppContext, token_hash: str) -> Identity:
         policy_version=version,
         policy_agreed=bool(row.agreed),
         restricted=restricted_on(row.birthday, row.guardian_consent_at, china_today()),
-        granted=granted,
     )
     if now - row.last_seen_at > LAST_SEEN_EVERY:
         # Rare (once per five minutes of activity), and it changes the user: nothing to cache now. Only
@@ -126,6 +126,19 @@ def load(ctx: AppContext, token_hash: str) -> Identity:
         return identity
     cache.put(token_hash, identity, start)
     return identity
+
+
+def consents(ctx: AppContext, who: Identity) -> frozenset[str]:
+    """The purposes the user has consented to: from the identity once loaded, else one query, whose
+    answer is kept with every cached identity of the user until the user changes again."""
+    if who.granted is not None:
+        return who.granted
+    cache = ctx.identities
+    start = cache.mark()
+    with ctx.db.session(write=False) as session:
+        granted = frozenset(p for p, g in session.execute(_CONSENTS, {"user_id": who.user_id}) if g)
+    cache.put_consents(who.user_id, granted, start)
+    return granted
 
 
 class IdentityCache:
@@ -211,6 +224,14 @@ class IdentityCache:
             self._views.move_to_end(user_id)
             while len(self._views) > self.max_entries:
                 self._views.popitem(last=False)
+
+    def put_consents(self, user_id: str, granted: frozenset[str], start: int) -> None:
+        with self._lock:
+            if self._stale(user_id, start):
+                return
+            for token_hash in self._by_user.get(user_id, ()):
+                expires, ident = self._tokens[token_hash]
+                self._tokens[token_hash] = (expires, replace(ident, granted=granted))
 
     def _forget_token(self, user_id: str, token_hash: str) -> None:
         tokens = self._by_user.get(user_id)
