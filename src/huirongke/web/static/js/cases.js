@@ -4,7 +4,7 @@
 import { api, errorText } from './api.js';
 import { h, icon } from './dom.js';
 import { formatDateTime, formatDay, maskPhone } from './format.js';
-import { codeInput, devHint, outboxCode, outboxMark, startCountdown, waitFrom } from './sms.js';
+import { codeInput, devHint, fillFromOutbox, outboxMark, startCountdown, waitFrom } from './sms.js';
 import { state } from './state.js';
 import { alertBox, field, setFieldError, toast, withLoading } from './ui.js';
 
@@ -51,18 +51,22 @@ export function caseVerifyBlock(c, { onVerified, sentAt = Date.now(), mark = 0, 
   const dev = devHint(`${idPrefix}-dev-fill`, () =>
     withLoading(dev.button, async () => {
       alert.clear();
+      let phone;
       try {
-        const found = await outboxCode(await ownPhone(), /申请/, after);
-        if (!found) {
-          alert.show('开发发件箱里还没有这条申请的验证码，请点击“重新发送验证码”。');
-          return;
-        }
-        code.value = found;
-        setFieldError(fCode, null);
-        toast('已从开发发件箱填入验证码');
+        phone = await ownPhone();
       } catch (err) {
         alert.show(errorText(err));
+        return;
       }
+      await fillFromOutbox({
+        phone,
+        pattern: /申请/,
+        after,
+        code,
+        codeField: fCode,
+        alert,
+        missing: '开发发件箱里还没有这条申请的验证码，请点击“重新发送验证码”。',
+      });
     }),
   );
 

@@ -1,8 +1,9 @@
 // Phone and SMS-code form pieces shared by the case, guardian-consent and guardian-service screens:
 // inputs, the resend countdown, and (dev mode only) filling the code from the dev outbox.
 
-import { api } from './api.js';
+import { api, errorText } from './api.js';
 import { h } from './dom.js';
+import { setFieldError, toast } from './ui.js';
 
 export function isDev() {
   return document.body.dataset.env === 'dev';
@@ -118,4 +119,21 @@ export async function outboxCode(phone, pattern, mark = 0) {
     if (m) return m[1];
   }
   return null;
+}
+
+/** Dev mode: put the newest matching code from the dev outbox into `code`; `missing` tells the user
+ *  what to do when there is none yet. */
+export async function fillFromOutbox({ phone, pattern, after, code, codeField, alert, missing }) {
+  try {
+    const found = await outboxCode(phone, pattern, after);
+    if (!found) {
+      alert.show(missing);
+      return;
+    }
+    code.value = found;
+    setFieldError(codeField, null);
+    toast('已从开发发件箱填入验证码');
+  } catch (err) {
+    alert.show(errorText(err));
+  }
 }

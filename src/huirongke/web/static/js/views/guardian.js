@@ -11,7 +11,7 @@ import { h, icon } from '../dom.js';
 import { formatDateTime } from '../format.js';
 import { exportTracker } from '../exports.js';
 import { navigate } from '../nav.js';
-import { codeInput, devHint, outboxCode, outboxMark, phoneInput, startCountdown, validPhone, waitFrom } from '../sms.js';
+import { codeInput, devHint, fillFromOutbox, outboxMark, phoneInput, startCountdown, validPhone, waitFrom } from '../sms.js';
 import { getToken } from '../store.js';
 import { alertBox, card, cell, cellGroup, confirmDialog, field, loadInto, page, setFieldError, toast, withLoading } from '../ui.js';
 
@@ -60,18 +60,15 @@ function phoneCodeFields(prefix, { sendPath, auth, outboxPattern, alert }) {
         phone.focus();
         return;
       }
-      try {
-        const found = await outboxCode(phone.value.trim(), outboxPattern, mark);
-        if (!found) {
-          alert.show('开发发件箱里还没有发往该号码的验证码，请先点击“获取验证码”。');
-          return;
-        }
-        code.value = found;
-        setFieldError(fCode, null);
-        toast('已从开发发件箱填入验证码');
-      } catch (err) {
-        alert.show(errorText(err));
-      }
+      await fillFromOutbox({
+        phone: phone.value.trim(),
+        pattern: outboxPattern,
+        after: mark,
+        code,
+        codeField: fCode,
+        alert,
+        missing: '开发发件箱里还没有发往该号码的验证码，请先点击“获取验证码”。',
+      });
     }),
   );
 

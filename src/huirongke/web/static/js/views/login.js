@@ -5,7 +5,7 @@ import { deviceInfo } from '../device.js';
 import { h } from '../dom.js';
 import { navigate } from '../nav.js';
 import { currentPolicy, loadPolicy, policyAgreed, requirePolicyUpdate } from '../policy.js';
-import { outboxCode, outboxMark } from '../sms.js';
+import { fillFromOutbox, outboxMark } from '../sms.js';
 import { rememberMe } from '../state.js';
 import { setToken } from '../store.js';
 import { alertBox, field, page, setFieldError, toast, withLoading } from '../ui.js';
@@ -160,18 +160,15 @@ export function loginView() {
           phone.focus();
           return;
         }
-        try {
-          const found = await outboxCode(value, /登录/, outboxAfter);
-          if (!found) {
-            alert.show('开发发件箱里还没有发往该号码的验证码，请先点击“获取验证码”。');
-            return;
-          }
-          code.value = found;
-          setFieldError(fCode, null);
-          toast('已从开发发件箱填入验证码');
-        } catch (err) {
-          alert.show(errorText(err));
-        }
+        await fillFromOutbox({
+          phone: value,
+          pattern: /登录/,
+          after: outboxAfter,
+          code,
+          codeField: fCode,
+          alert,
+          missing: '开发发件箱里还没有发往该号码的验证码，请先点击“获取验证码”。',
+        });
       }),
     );
   }
