@@ -5,12 +5,11 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import cast
 
 import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from huirongke.accounts.models import AuthSession, Device, SmsCode, User
@@ -18,7 +17,7 @@ from huirongke.accounts.schemas import DeviceIn
 from huirongke.context import AppContext
 from huirongke.kit.clock import utcnow
 from huirongke.kit.crypto import sha256_hex
-from huirongke.kit.db import after_commit
+from huirongke.kit.db import after_commit, table
 from huirongke.kit.errors import AppError, BadRequest, Invalid, PreconditionRequired, RateLimited
 from huirongke.kit.ids import new_id
 from huirongke.kit.phone import InvalidPhone, normalize
@@ -160,9 +159,9 @@ _USER_AND_AGREEMENT = select(
 
 
 # Core statements on the tables themselves: no ORM bulk machinery, compiled once.
-_INSERT_USER = insert(cast(Table, User.__table__))
-_INSERT_SESSION = insert(cast(Table, AuthSession.__table__))
-_CODES = cast(Table, SmsCode.__table__)
+_INSERT_USER = insert(table(User))
+_INSERT_SESSION = insert(table(AuthSession))
+_CODES = table(SmsCode)
 _CONSUME_CODE = update(_CODES).where(_CODES.c.id == bindparam("code_id")).values(consumed_at=bindparam("now"))
 _FAILED_TRY = (
     update(_CODES)

@@ -12,15 +12,15 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
 
 import structlog
-from sqlalchemy import Table, bindparam, delete, event, func, insert, select, update
+from sqlalchemy import bindparam, delete, event, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from huirongke.kit.clock import utcnow
+from huirongke.kit.db import table
 from huirongke.privacy.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
@@ -140,14 +140,14 @@ def _chain_pending(session: Session) -> None:
     session.execute(_SET_HASH, {"hash": prev})
 
 
-_HEAD = cast(Table, AuditHead.__table__)
+_HEAD = table(AuditHead)
 _ADVANCE = (
     update(_HEAD)
     .where(_HEAD.c.id == 1)
     .values(seq=_HEAD.c.seq + bindparam("n"))
     .returning(_HEAD.c.seq, _HEAD.c.hash)
 )
-_INSERT_EVENT = insert(cast(Table, AuditEvent.__table__))
+_INSERT_EVENT = insert(table(AuditEvent))
 _SET_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(hash=bindparam("hash"))
 
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from huirongke.kit.clock import utcnow
 from huirongke.kit.crypto import FieldCipher, KeyRing
+from huirongke.kit.db import table
 from huirongke.privacy import changes
 from huirongke.privacy.models import DataKey
 
-_INSERT_KEY = insert(cast(Table, DataKey.__table__))
+_INSERT_KEY = insert(table(DataKey))
 
 _CACHE_SECONDS = 60.0
 

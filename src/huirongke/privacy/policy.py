@@ -8,16 +8,15 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import cast
 
 import structlog
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from huirongke.config import Settings
 from huirongke.kit.clock import utcnow
-from huirongke.kit.db import Database
+from huirongke.kit.db import Database, table
 from huirongke.kit.errors import AppError, Conflict
 from huirongke.kit.ids import new_id
 from huirongke.privacy import changes
@@ -28,7 +27,7 @@ log = structlog.get_logger(__name__)
 _FRESH_SECONDS = 2.0
 _STALE_LIMIT_SECONDS = 30.0
 _PUBLISHED = changes.watch_table("policy_versions")
-_INSERT_AGREEMENT = insert(cast(Table, PolicyAgreement.__table__))
+_INSERT_AGREEMENT = insert(table(PolicyAgreement))
 
 
 @dataclass(frozen=True)
