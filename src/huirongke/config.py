@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     #: Where `serve` also writes its (redacted) JSON log; default <data_dir>/logs/huirongke.log.
     log_file: Path | None = None
+    #: How long rotated log files are kept before the retention job deletes them. R10 (网络安全法 21)
+    #: and the policy promise security logs for at least six months: 184 days covers the longest
+    #: six calendar months.
+    log_retention_days: int = Field(default=184, ge=184)
+    #: A log file also rotates when it grows past this size (it always rotates at UTC midnight).
+    log_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
 
     # Sign-in
     sms_provider: Literal["console", "aliyun"] = "console"
