@@ -15,6 +15,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from huirongke.kit import txn
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -171,7 +173,7 @@ class Database:
             session.rollback()
             raise
         finally:
-            hooks: list[Callable[[], None]] = session.info.pop("after_commit", [])
+            hooks: list[Callable[[], None]] = txn.take(session, _AFTER_COMMIT)
             session.close()
             if writer is not None:
                 writer.release()
@@ -187,5 +189,9 @@ class Database:
 
 
 def after_commit(session: Session, hook: Callable[[], None]) -> None:
-    """Run `hook` once the session's transaction has committed (e.g. to enqueue a job)."""
-    session.info.setdefault("after_commit", []).append(hook)
+    """Run `hook` once the session's transaction has committed (e.g. to enqueue a job). A hook queued
+    inside a savepoint that is rolled back never runs."""
+    txn.stash(session, _AFTER_COMMIT, [hook])
+
+
+_AFTER_COMMIT = "after_commit"

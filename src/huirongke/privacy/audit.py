@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from huirongke.kit import txn
 from huirongke.kit.clock import utcnow
 from huirongke.kit.db import table
 from huirongke.privacy.models import AuditEvent, AuditHead
@@ -70,17 +71,21 @@ def record(
 ) -> None:
     """Queue an event; it is chained and written as the transaction commits (see `_chain_pending`).
     Taking the chain head last keeps its lock for microseconds instead of the whole request."""
-    session.info.setdefault(_PENDING, []).append(
-        _Pending(
-            action=action,
-            actor_type=actor_type,
-            actor_id=actor_id,
-            subject_id=subject_id,
-            fields=sorted(set(fields)),
-            purpose=purpose,
-            request_id=structlog.contextvars.get_contextvars().get("request_id"),
-            at=utcnow(),
-        )
+    txn.stash(
+        session,
+        _PENDING,
+        [
+            _Pending(
+                action=action,
+                actor_type=actor_type,
+                actor_id=actor_id,
+                subject_id=subject_id,
+                fields=sorted(set(fields)),
+                purpose=purpose,
+                request_id=structlog.contextvars.get_contextvars().get("request_id"),
+                at=utcnow(),
+            )
+        ],
     )
 
 
@@ -89,7 +94,9 @@ _PENDING = "audit_pending"
 
 @event.listens_for(Session, "before_commit")
 def _chain_pending(session: Session) -> None:
-    pending: list[_Pending] = session.info.pop(_PENDING, [])
+    if txn.in_savepoint(session):  # a savepoint being released: wait for the real commit
+        return
+    pending: list[_Pending] = txn.take(session, _PENDING)
     if not pending:
         return
     # Lock the head and learn the chain's end in one statement: on PostgreSQL a row lock, on SQLite
@@ -149,11 +156,6 @@ _ADVANCE = (
 )
 _INSERT_EVENT = insert(table(AuditEvent))
 _SET_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(hash=bindparam("hash"))
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_pending(session: Session) -> None:
-    session.info.pop(_PENDING, None)
 
 
 def user_action(

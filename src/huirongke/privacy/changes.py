@@ -24,6 +24,7 @@ import structlog
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
+from huirongke.kit import txn
 from huirongke.kit.crypto import sha256_hex
 
 log = structlog.get_logger(__name__)
@@ -87,7 +88,7 @@ def announce(ids: Iterable[str]) -> None:
 
 
 def _mark(session: Session, ids: Iterable[str]) -> None:
-    session.info.setdefault(_PENDING, set()).update(ids)
+    txn.stash(session, _PENDING, ids)
 
 
 @event.listens_for(Session, "after_flush")
@@ -124,14 +125,11 @@ def _bulk(state: ORMExecuteState) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
-    ids = session.info.pop(_PENDING, None)
+    if txn.in_savepoint(session):  # a savepoint was released; the transaction is still open
+        return
+    ids = txn.take(session, _PENDING)
     if ids:
         announce(ids)
-
-
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
 
 
 class RedisRelay:
