@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, update
 
 from conftest import REDIS_URL, _empty, _redis_available, auth, missing_service, sign_up
+from huirongke.accounts import identity
 from huirongke.accounts.identity import Identity, IdentityCache
 from huirongke.accounts.models import User
 from huirongke.app import create_app
@@ -293,8 +294,14 @@ def test_every_table_linked_to_a_user_names_it_in_an_attribute():
     assert {"users", "auth_sessions", "consent_events", "policy_agreements", "data_keys"} <= set(linked)
     for mapper in Base.registry.mappers:
         table = mapper.local_table.name  # type: ignore[attr-defined]
-        if table in linked:
-            assert linked[table] in mapper.attrs, (table, linked[table])
+        for column in linked.get(table, ()):
+            assert column in mapper.attrs, (table, column)
+
+
+def test_the_cache_depends_only_on_the_tables_it_reads():
+    """Writes elsewhere (media, permission events, and later posts or messages) never drop it."""
+    assert set(changes.watched_tables()) >= set(identity.DEPENDS_ON)
+    assert {"media", "permission_events", "devices", "data_exports"}.isdisjoint(changes.watched_tables())
 
 
 def test_a_publication_no_announcement_reaches_is_picked_up_in_the_background(client, ctx, monkeypatch):

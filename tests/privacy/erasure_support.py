@@ -16,7 +16,7 @@ from privacy_support import (
 from sqlalchemy import select
 
 from conftest import auth, sign_up
-from huirongke.privacy import registry
+from huirongke.privacy import erasure
 from huirongke.privacy.models import AccountCancellation, DataExport, DataKey
 from huirongke.privacy.residue import scan
 
@@ -26,16 +26,8 @@ NEEDLES = [NICK, ID_NUMBER, REGION, TAG, REAL_NAME]
 
 
 def step_names() -> list[str]:
-    """The erasure steps, derived from the data map the same way erasure walks it."""
-    tables = registry.personal_tables()
-    names = [f"bidx:{t.name}" for t in tables if t.link.via == "phone_bidx" and t.link.column]
-    names.append("media")
-    names += [
-        f"table:{t.name}"
-        for t in tables
-        if t.link.via == "user_id" and t.link.column and t.name not in ("users", "data_keys")
-    ]
-    return [*names, "users", "data_key"]
+    """The erasure steps, as the erasure walks the data map."""
+    return erasure.step_names()
 
 
 @dataclass

@@ -48,19 +48,30 @@ def test_every_table_declares_its_subject_link():
 
 @pytest.mark.parametrize("t", registry.tables(), ids=lambda t: t.name)
 def test_subject_links_point_at_real_columns(t):
-    link = t.link
-    assert link.via in ("user_id", "phone_bidx")
-    if link.column is None:
+    if not t.subjects:
         # a table with no subject holds nothing personal that erasure could miss
         assert not t.is_personal
         return
-    assert link.column in t.table.columns, f"{t.name}.{link.column}"
-    for extra in link.extra:
-        assert extra in t.table.columns, f"{t.name}.{extra}"
-    if t.name != "users":  # the root's own id is the subject itself; elsewhere it names the subject
-        assert classification(t.table.columns[link.column]).personal, "the subject column is personal data"
+    for sub in t.subjects:
+        for name in t.link_columns(sub):
+            assert name in t.table.columns, f"{t.name}.{name}"
+            if t.name != "users":  # the root's own id is the subject itself; elsewhere it names one
+                assert classification(t.table.columns[name]).personal, "a subject's link is personal data"
+        for hop in sub.via:
+            assert hop.table in {x.name for x in registry.tables()}, f"{t.name}: unknown hop {hop.table}"
+        for name in sub.columns or ():
+            assert name in {c.name for c in t.personal_columns}, f"{t.name}.{name} is not personal"
     if t.is_personal:
-        assert link.label, f"{t.name} needs a Chinese label for exports and lists"
+        assert t.link.label, f"{t.name} needs a Chinese label for exports and lists"
+
+
+@pytest.mark.parametrize("t", registry.tables(), ids=lambda t: t.name)
+def test_file_columns_are_declared_as_files(t):
+    """One predicate (`registry.is_file`) serves export, erasure and retention: a column that names
+    files by its category but is not declared a file would be erased but not exported, or the reverse."""
+    for c in t.columns:
+        looks_like_file = c.cls.category.endswith(".file") or ".file." in c.cls.category
+        assert registry.is_file(c) == looks_like_file, f"{t.name}.{c.name}"
 
 
 @pytest.mark.parametrize(

@@ -130,7 +130,7 @@ def test_erasure_cannot_be_withdrawn_once_started(client, ctx):
     subj = make_subject(client, ctx, other=False)
     request_cancellation(client, subj.token)
     with pytest.raises(Crash):
-        erasure.erase(ctx, cancellation_id(ctx, subj.me["id"]), fail=crash_at("media"))
+        erasure.erase(ctx, cancellation_id(ctx, subj.me["id"]), fail=crash_at("media:0"))
     # the user can no longer act, so the withdrawal can only come from a service call
     with ctx.db.session() as s, pytest.raises(AppError) as exc:
         erasure.withdraw_cancellation(s, subj.me["id"])
@@ -143,7 +143,10 @@ def test_the_step_list_matches_what_erasure_runs(client, ctx):
     seen: list[str] = []
     erasure.erase(ctx, cancellation_id(ctx, subj.me["id"]), fail=seen.append)
     assert seen == STEPS
-    assert {"bidx:sms_codes", "media", "table:auth_sessions", "users", "data_key"} <= set(seen)
+    expected = {"sms_codes:0", "media:0", "auth_sessions:0", "guardian_consents:0", "users", "data_key"}
+    assert expected <= set(seen)
+    # the guardian's side of a guardian consent is kept (with a reason), but still a visited step
+    assert "guardian_consents:1" in seen
 
 
 def test_the_scanner_finds_a_live_user(client, ctx):
@@ -207,7 +210,7 @@ def test_a_stuck_erasure_is_resumed_by_the_periodic_job(client, ctx):
     request_cancellation(client, subj.token)
     clock.advance(timedelta(days=7))
     with pytest.raises(Crash):
-        erasure.erase(ctx, cancellation_id(ctx, subj.me["id"]), fail=crash_at("table:media"))
+        erasure.erase(ctx, cancellation_id(ctx, subj.me["id"]), fail=crash_at("media:0"))
     assert erasure.erase_due(ctx) == 1
     assert_erased(client, ctx, subj)
 
@@ -276,7 +279,7 @@ def test_sign_in_is_refused_while_erasing_and_leaves_nothing_behind(client, ctx)
     request_cancellation(client, subj.token)
     cid = cancellation_id(ctx, subj.me["id"])
     with pytest.raises(Crash):
-        erasure.erase(ctx, cid, fail=crash_at("table:media"))  # after the phone-index steps
+        erasure.erase(ctx, cid, fail=crash_at("media:0"))  # after the phone-index steps
     clock.advance(timedelta(minutes=2))
     assert client.post("/api/v1/auth/sms-codes", json={"phone": PHONE}).status_code == 202
     r = client.post("/api/v1/auth/sessions", json={"phone": PHONE, "code": latest_code(client, PHONE)})

@@ -33,10 +33,13 @@ def tables_with_rows(ctx, user_id: str, phone_bidx: str) -> set[str]:
     found = set()
     with ctx.db.session() as s:
         for t in registry.personal_tables():
-            value = user_id if t.link.via == "user_id" else phone_bidx
-            col = t.table.c[t.link.column]
-            if s.execute(select(col).where(col == value).limit(1)).first() is not None:
-                found.add(t.name)
+            for sub in t.subjects:
+                if sub.via or sub.kind == "third_party":
+                    continue
+                value = user_id if sub.kind == "user" else phone_bidx
+                col = t.table.c[sub.link_column]
+                if s.execute(select(col).where(col == value).limit(1)).first() is not None:
+                    found.add(t.name)
     return found
 
 

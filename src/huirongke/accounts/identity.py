@@ -32,6 +32,17 @@ from huirongke.privacy.models import ConsentEvent, PolicyAgreement
 if TYPE_CHECKING:
     from huirongke.context import AppContext
 
+#: The tables the cached answers are read from: the identity (session, user, policy agreement,
+#: consent states) and the `/me` body (the user, their real-name status, the data key that decrypts the
+#: phone). Only writes to these drop entries; posts, likes, messages and the like never do.
+DEPENDS_ON = (
+    "users",
+    "auth_sessions",
+    "policy_agreements",
+    "consent_events",
+    "real_name_verifications",
+    "data_keys",
+)
 ADULT_AGE = 18  # the policy's own bar, stricter than PIPL's 14 (R09)
 LAST_SEEN_EVERY = timedelta(minutes=5)
 
@@ -158,7 +169,7 @@ class IdentityCache:
         self._floor = 0  # loads that started before this are refused (the _changed map was reset)
         self._all = 0  # the _seq of the last invalidation of everyone
         self.hits = self.misses = 0
-        changes.subscribe(self)
+        changes.subscribe(self, DEPENDS_ON)
 
     @property
     def enabled(self) -> bool:

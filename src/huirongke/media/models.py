@@ -25,7 +25,7 @@ class Media(Base):
     kind: Mapped[str] = mapped_column(String(8), info=NOT_PERSONAL)
     mime: Mapped[str] = mapped_column(String(64), info=NOT_PERSONAL)
     storage_key: Mapped[str] = mapped_column(
-        String(128), unique=True, info=pii("user.media.file", "上传的图片", purposes=["profile"])
+        String(128), unique=True, info=pii("user.media.file", "上传的图片", purposes=["profile"], file=True)
     )
     size: Mapped[int] = mapped_column(Integer, info=NOT_PERSONAL)
     width: Mapped[int | None] = mapped_column(Integer, info=NOT_PERSONAL)

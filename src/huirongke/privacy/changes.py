@@ -1,28 +1,35 @@
-"""Which users a committed transaction changed, told to every cache of per-user state.
+"""Which subjects a committed transaction changed, told to the caches that depend on those tables.
 
-A write to any table the data map links to a user (its `SubjectLink` through `user_id`) marks that user
-changed; a bulk UPDATE/DELETE/INSERT on such a table marks the user its `subject` execution option names,
-or everyone when it names none. The marks are announced after COMMIT (never after a rollback) to the
-listeners in this process and, when Redis is configured, to every other process that uses the same
-database, through one pub/sub channel. Messages carry user ids only.
+A cache subscribes with the tables its answers depend on (`subscribe(listener, tables=...)`). A write
+to one of those tables marks the row's subject changed (the user its data-map link names); a bulk
+UPDATE/DELETE/INSERT marks the user its `subject` execution option names, or every user when it names
+none. Writes to other tables mark nothing, so posting, liking or messaging never drops an identity.
+The marks are announced after the outermost COMMIT (never after a rollback, and a rolled-back savepoint
+takes its own marks with it: see `kit.txn`) to the listeners in this process and, when Redis is
+configured, to every process that uses the same database, through one pub/sub channel. Messages carry
+table names and user ids only.
 
-Caches built on this stay exact within a process; across processes they are exact up to the pub/sub
-delay, and their TTL bounds staleness when no relay is configured or Redis is unreachable.
+Writes that bypass the session (`connection.execute`) or that the session cannot read (`text()` SQL)
+would escape this. On a watched table they raise `UntrackedWrite` outside production; `make lint`
+finds raw DML in `src` (see `huirongke.checks`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import uuid
 import weakref
 from collections.abc import Callable, Iterable
-from functools import cache
 from typing import Any
 
 import structlog
 from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
+from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.elements import TextClause
 
 from huirongke.kit import txn
 from huirongke.kit.crypto import sha256_hex
@@ -32,24 +39,32 @@ log = structlog.get_logger(__name__)
 ALL = "*"
 SUBJECT = "subject"  # execution option: the user id a bulk statement touches
 TABLE = "table:"  # prefix of the marks for watched tables that hold no user's data
+#: Execution option for a deliberate write outside the session's tracking (maintenance, tests); the
+#: caller answers for telling the caches (`announce`).
+UNTRACKED_OK = "hrk_untracked_ok"
+_TRACKED = "hrk_tracked"
+_SESSION = "hrk_session"
 _PENDING = "changed_subjects"
+_EVERYTHING = "*|*"
 _watched: set[str] = set()
 
 Listener = Callable[[frozenset[str]], None]
-_listeners: weakref.WeakSet[Any] = weakref.WeakSet()  # objects with .subjects_changed(ids)
+#: listener (an object with .subjects_changed(ids)) → the tables it depends on (None: every table
+#: someone watches). Held weakly: a listener lives as long as its owner keeps it.
+_subscriptions: weakref.WeakKeyDictionary[Any, frozenset[str] | None] = weakref.WeakKeyDictionary()
+_interest: frozenset[str] = frozenset()  # tables whose writes are marked at all
 _relay: RedisRelay | None = None
 
 
-@cache
-def _links() -> dict[str, str]:
-    """table name → the ORM attribute holding its subject's user id."""
+class UntrackedWrite(RuntimeError):
+    """A write to a watched table that no cache would hear about."""
+
+
+def _links() -> dict[str, tuple[str, ...]]:
+    """table name → the columns holding its subjects' user ids (tables linked directly to users)."""
     from huirongke.privacy import registry
 
-    out = {}
-    for t in registry.tables():
-        if t.link.column and t.link.via == "user_id":
-            out[t.name] = t.link.column
-    return out
+    return registry.user_id_columns()
 
 
 def of(user_id: str) -> dict[str, str]:
@@ -59,27 +74,49 @@ def of(user_id: str) -> dict[str, str]:
 
 def watch_table(name: str) -> str:
     """Announce every write to `name` (a table linked to no user, e.g. policy versions) as the mark
-    this returns, beside the user marks."""
+    this returns, to the listeners that depend on it."""
+    global _interest
     _watched.add(name)
+    _interest = _interest | {name}
     return TABLE + name
 
 
-def subscribe(listener: Any) -> None:
-    """`listener.subjects_changed(ids)` is called after every commit that changed users; `ids` holds
-    user ids or `ALL`. Held weakly: a listener lives as long as its owner keeps it."""
-    _listeners.add(listener)
+def subscribe(listener: Any, tables: Iterable[str] | None = None) -> None:
+    """`listener.subjects_changed(ids)` is called after every commit that wrote one of `tables`; `ids`
+    holds user ids, `ALL`, or `TABLE + name` for watched tables without users."""
+    global _interest
+    deps = None if tables is None else frozenset(tables)
+    _subscriptions[listener] = deps
+    if deps is not None:
+        _interest = _interest | deps
 
 
-def announce_local(ids: Iterable[str]) -> None:
-    batch = frozenset(ids)
+def watched_tables() -> frozenset[str]:
+    return _interest
+
+
+def _deliverable(marks: frozenset[str], deps: frozenset[str] | None) -> frozenset[str]:
+    out = set()
+    for mark in marks:
+        table, _, subject = mark.partition("|")
+        if table != ALL and deps is not None and table not in deps:
+            continue
+        out.add(subject or TABLE + table)
+    return frozenset(out)
+
+
+def announce_local(marks: Iterable[str]) -> None:
+    batch = frozenset(marks)
     if not batch:
         return
-    for listener in list(_listeners):
-        listener.subjects_changed(batch)
+    for listener, deps in list(_subscriptions.items()):
+        ids = _deliverable(batch, deps)
+        if ids:
+            listener.subjects_changed(ids)
 
 
-def announce(ids: Iterable[str]) -> None:
-    batch = frozenset(ids)
+def announce(marks: Iterable[str]) -> None:
+    batch = frozenset(marks)
     if not batch:
         return
     announce_local(batch)
@@ -87,23 +124,37 @@ def announce(ids: Iterable[str]) -> None:
         _relay.publish(batch)
 
 
-def _mark(session: Session, ids: Iterable[str]) -> None:
-    txn.stash(session, _PENDING, ids)
+def mark_of(table: str, subject: str) -> str:
+    """The mark for `subject` (a user id, `ALL`, or "" for a table without users) in `table`."""
+    return f"{table}|{subject}"
+
+
+def everything() -> frozenset[str]:
+    """The mark that drops every cache entry (e.g. after missing announcements)."""
+    return frozenset({_EVERYTHING})
+
+
+def _mark(session: Session, marks: Iterable[str]) -> None:
+    txn.stash(session, _PENDING, marks)
 
 
 @event.listens_for(Session, "after_flush")
 def _after_flush(session: Session, _flush: UOWTransaction) -> None:
+    interest = _interest
     links = _links()
     touched = []
     for obj in (*session.new, *session.dirty, *session.deleted):
         table = getattr(obj, "__tablename__", "")
-        if table in _watched:
-            touched.append(TABLE + table)
-        column = links.get(table)
-        if column is not None:
+        if table not in interest:
+            continue
+        columns = links.get(table)
+        if columns is None:
+            touched.append(mark_of(table, ""))
+            continue
+        for column in columns:
             uid = getattr(obj, column, None)
             if uid is not None:
-                touched.append(str(uid))
+                touched.append(mark_of(table, str(uid)))
     if touched:
         _mark(session, touched)
 
@@ -112,24 +163,81 @@ def _after_flush(session: Session, _flush: UOWTransaction) -> None:
 def _bulk(state: ORMExecuteState) -> None:
     if not (state.is_update or state.is_delete or state.is_insert):
         return
+    state.update_execution_options(**{_TRACKED: True})
     table = getattr(state.statement, "table", None)
-    if table is None:
+    if table is None or table.name not in _interest:
         return
-    if table.name in _watched:
-        _mark(state.session, [TABLE + table.name])
     if table.name not in _links():
+        _mark(state.session, [mark_of(table.name, "")])
         return
     subject = state.execution_options.get(SUBJECT)
-    _mark(state.session, [str(subject)] if subject else [ALL])
+    _mark(state.session, [mark_of(table.name, str(subject) if subject else ALL)])
 
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     if txn.in_savepoint(session):  # a savepoint was released; the transaction is still open
         return
-    ids = txn.take(session, _PENDING)
-    if ids:
-        announce(ids)
+    marks = txn.take(session, _PENDING)
+    if marks:
+        announce(marks)
+
+
+@event.listens_for(Session, "after_begin")
+def _after_begin(session: Session, _transaction: Any, connection: Connection) -> None:
+    connection.info[_SESSION] = weakref.ref(session)
+
+
+# --- writes that would escape the tracking --------------------------------------------------------
+
+_DML = re.compile(r"^\s*(?:WITH\b.*?\)\s*)?(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE | re.DOTALL)
+_TABLE_AFTER = re.compile(r"\b(?:INTO|UPDATE|FROM|REPLACE)\s+[\"`]?(\w+)", re.IGNORECASE)
+
+
+def raw_write_tables(sql: str) -> set[str]:
+    """The tables a raw SQL string writes to (INSERT INTO t, UPDATE t, DELETE FROM t)."""
+    if not _DML.match(sql):
+        return set()
+    return {m.group(1).lower() for m in _TABLE_AFTER.finditer(sql)}
+
+
+def guarded_tables() -> frozenset[str]:
+    """Tables whose writes must go through the session: those a cache depends on."""
+    return _interest
+
+
+def _flushing(conn: Connection) -> bool:
+    ref = conn.info.get(_SESSION)
+    session = ref() if ref is not None else None
+    return bool(session is not None and session._flushing)
+
+
+def _check(conn: Connection, clause: Any, _multi: Any, _params: Any, options: Any) -> None:
+    if options.get(UNTRACKED_OK) or conn.get_execution_options().get(UNTRACKED_OK):
+        return
+    guarded = guarded_tables()
+    if isinstance(clause, TextClause):
+        hit = raw_write_tables(clause.text) & guarded
+    elif isinstance(clause, UpdateBase):
+        table = getattr(clause, "table", None)
+        name = getattr(table, "name", None)
+        if name not in guarded or options.get(_TRACKED) or _flushing(conn):
+            return
+        hit = {name}
+    else:
+        return
+    if hit:
+        raise UntrackedWrite(
+            f"write to watched table(s) {sorted(hit)} outside the session's tracking: use the ORM or a "
+            "Core statement through Session.execute (with changes.of(user_id)), or pass "
+            f"execution_options({UNTRACKED_OK}=True) and announce the change yourself"
+        )
+
+
+def guard(engine: Engine) -> None:
+    """Refuse untracked writes to watched tables on this engine (development and tests)."""
+    if not event.contains(engine, "before_execute", _check):
+        event.listen(engine, "before_execute", _check)
 
 
 class RedisRelay:
@@ -172,7 +280,7 @@ class RedisRelay:
                 self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
                 self._pubsub.subscribe(self.channel)
                 # Whatever was announced while we were not listening is lost: forget everything.
-                announce_local([ALL])
+                announce_local(everything())
                 while not self._stop.is_set():
                     message = self._pubsub.get_message(timeout=1.0)
                     if message is not None:
@@ -181,7 +289,7 @@ class RedisRelay:
                 if self._stop.is_set():
                     return
                 log.warning("subject_relay_disconnected", error_type=type(exc).__name__)
-                announce_local([ALL])
+                announce_local(everything())
                 self._stop.wait(1.0)
             finally:
                 pubsub, self._pubsub = self._pubsub, None

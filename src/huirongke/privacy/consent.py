@@ -110,27 +110,32 @@ def set_consent(
 
 
 def delete_purpose_data(session: Session, user_id: str, purpose_key: str) -> list[str]:
-    """P33: on withdrawal, delete what was held only for that purpose. Returns the columns touched."""
+    """P33: on withdrawal, delete what was held only for that purpose. Returns the columns touched.
+    Only the user's own data is touched: the columns of the subjects that reach the user."""
     touched: list[str] = []
+    who = registry.Who(user_id=user_id)
     for t in registry.personal_tables():
-        if t.link.via != "user_id" or t.link.column is None:
-            continue
-        only = [c for c in t.personal_columns if c.cls.purposes and set(c.cls.purposes) <= {purpose_key}]
-        if not only:
-            continue
-        owner = t.table.c[t.link.column]
-        others = [c for c in t.personal_columns if c not in only and c.name != t.link.column]
-        if not others:
-            session.execute(delete(t.table).where(owner == user_id), execution_options=changes.of(user_id))
-        else:
-            nullable = [c for c in only if c.column.nullable]
-            if not nullable:
+        for sub in t.subjects:
+            where = t.where(sub, who)
+            if where is None:
                 continue
-            session.execute(
-                update(t.table).where(owner == user_id).values({c.name: None for c in nullable}),
-                execution_options=changes.of(user_id),
-            )
-        touched += [f"{t.name}.{c.name}" for c in only]
+            mine = t.columns_of(sub)
+            only = [c for c in mine if c.cls.purposes and set(c.cls.purposes) <= {purpose_key}]
+            if not only:
+                continue
+            link = set(t.link_columns(sub))
+            others = [c for c in mine if c not in only and c.name not in link]
+            if not others and sub is t.subjects[0]:
+                session.execute(delete(t.table).where(where), execution_options=changes.of(user_id))
+            else:
+                nullable = [c for c in only if c.column.nullable]
+                if not nullable:
+                    continue
+                session.execute(
+                    update(t.table).where(where).values({c.name: None for c in nullable}),
+                    execution_options=changes.of(user_id),
+                )
+            touched += [f"{t.name}.{c.name}" for c in only]
     return touched
 
 

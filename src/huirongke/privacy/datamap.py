@@ -7,7 +7,7 @@ A test walks every mapped table and fails on any column that declares nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import Column, Table
@@ -27,6 +27,7 @@ class Classification:
     label: str = ""  # the Chinese name shown in the published lists
     encrypted: bool = False
     exported: bool = True  # False for secrets (hashes of credentials), never handed out
+    file: bool = False  # holds storage keys of files: export copies them, erasure deletes them
 
 
 NOT_PERSONAL_CLASS = Classification(category="none", personal=False, erasure="keep")
@@ -47,6 +48,7 @@ def pii(
     erasure: Fate = "delete",
     encrypted: bool = False,
     exported: bool = True,
+    file: bool = False,
 ) -> dict[str, Any]:
     return {
         DATAMAP_KEY: Classification(
@@ -58,18 +60,91 @@ def pii(
             erasure=erasure,
             encrypted=encrypted,
             exported=exported,
+            file=file,
         )
     }
 
 
 @dataclass(frozen=True)
-class SubjectLink:
-    """How a table's rows reach their subject: a column holding the user id, or none (not personal)."""
+class Hop:
+    """One step of a path: this table's `column` holds the `key` of a row of `table`."""
 
-    column: str | None
-    via: str = "user_id"  # "user_id" or "phone_bidx" (rows that exist before an account does)
-    extra: tuple[str, ...] = field(default_factory=tuple)  # further columns that also name a subject
+    column: str
+    table: str
+    key: str = "id"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One data subject of a table's rows, and how a row reaches them. Exactly one of:
+
+    - `column`: a column holding a user id (after the `via` hops, a column of the last table reached);
+    - `phone_bidx`: a column holding a user's phone blind index (rows that exist before an account);
+    - `third_party`: a column holding the blind index of someone who is not a user (an imported
+      contact); reached only by that person's own request, never by a user's erasure.
+
+    `fate` is what erasing this subject does to the row: `delete` it, `anonymize` it (clear `columns`
+    and the link), `keep` it (then `reason` says why), or `columns` (the default for a row's owner:
+    every personal column follows its own classified fate). `columns` names the personal columns that
+    are this subject's data: what their export shows and what anonymising clears; by default all of
+    the row's personal columns for the first subject and none besides the link for the others.
+    """
+
+    column: str | None = None
+    via: tuple[Hop, ...] = ()
+    phone_bidx: str | None = None
+    third_party: str | None = None
+    role: str = "owner"
+    fate: Literal["delete", "anonymize", "keep", "columns"] = "columns"
+    reason: str = ""
+    columns: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        given = [x for x in (self.column, self.phone_bidx, self.third_party) if x is not None]
+        if len(given) != 1:
+            raise TypeError("a Subject names exactly one of column, phone_bidx, third_party")
+        if self.via and self.column is None:
+            raise TypeError("a path (via) ends at a user-id column")
+        if self.fate == "keep" and not self.reason:
+            raise TypeError("a subject kept on erasure needs a reason")
+
+    @property
+    def link_column(self) -> str:
+        """The column of this table that starts the link."""
+        if self.via:
+            return self.via[0].column
+        return str(self.column or self.phone_bidx or self.third_party)
+
+    @property
+    def kind(self) -> Literal["user", "phone", "third_party"]:
+        if self.column is not None:
+            return "user"
+        return "phone" if self.phone_bidx is not None else "third_party"
+
+
+@dataclass(frozen=True)
+class SubjectLink:
+    """How a table's rows reach their data subjects: `SubjectLink("user_id")` for the common case of
+    one user-id column, `SubjectLink(subjects=(Subject(...), ...))` for anything else, `SubjectLink(None)`
+    for a table that holds nobody's data."""
+
+    column: str | None = None
+    via: str = "user_id"  # shorthand: "user_id" or "phone_bidx" for `column`
     label: str = ""  # the Chinese name of what the table holds, for exports and lists
+    subjects: tuple[Subject, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.column is not None and self.subjects:
+            raise TypeError("give either a column or subjects, not both")
+        if self.column is not None:
+            first = (
+                Subject(phone_bidx=self.column) if self.via == "phone_bidx" else Subject(column=self.column)
+            )
+            object.__setattr__(self, "subjects", (first,))
+
+    @property
+    def personal(self) -> bool:
+        return bool(self.subjects)
 
 
 def classification(column: Column[Any]) -> Classification | None:

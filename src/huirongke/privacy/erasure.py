@@ -1,17 +1,19 @@
 """Account cancellation and erasure (P15, P36, R05, R13).
 
-Erasure is a generic walk over the data map, in steps that are each idempotent and committed on
-their own, so a crash part-way through is finished by simply running it again:
-1. rows reached through the phone's blind index (codes, outbox), while the index is still known;
-2. the media files named by the subject's rows;
-3. every table linked by user id: rows with a `delete` column go, other personal columns are cleared;
-4. the user row becomes an empty tombstone ("已注销用户"), which frees the phone number;
-5. the data key is destroyed (crypto-shredding), so backups of any ciphertext become unreadable.
+Erasure is a generic walk over the data map's link model, in steps that are each idempotent and
+committed on their own, so a crash part-way through is finished by simply running it again:
+1. every (table, subject) pair, children before parents: the rows that reach the user through that
+   subject (a user-id column, a path through other tables, or the phone's blind index while it is
+   still known) meet the subject's fate (delete, anonymize, keep, or each column's own fate), and the
+   files those rows name go with them;
+2. the user row becomes an empty tombstone ("已注销用户"), which frees the phone number;
+3. the data key is destroyed (crypto-shredding), so backups of any ciphertext become unreadable.
+Third parties (people who are not users) are erased by their own request: `erase_third_party`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -26,8 +28,9 @@ from huirongke.kit.db import after_commit
 from huirongke.kit.errors import AppError, Conflict, NotFound
 from huirongke.kit.jobs import job
 from huirongke.privacy import audit, changes, registry
+from huirongke.privacy.datamap import Subject
 from huirongke.privacy.models import AccountCancellation
-from huirongke.privacy.registry import MappedTable
+from huirongke.privacy.registry import MappedTable, Who
 
 log = structlog.get_logger(__name__)
 FailHook = Callable[[str], None]
@@ -123,7 +126,7 @@ def erase_due(ctx: AppContext) -> int:
 
 
 def _step(
-    ctx: AppContext, cancellation_id: str, name: str, fn: Callable[[Session], None], fail: FailHook | None
+    ctx: AppContext, cancellation_id: str, name: str, fn: Callable[[Session], object], fail: FailHook | None
 ) -> None:
     with ctx.db.session() as s:
         row = s.get(AccountCancellation, cancellation_id)
@@ -157,23 +160,19 @@ def erase(ctx: AppContext, cancellation_id: str, *, fail: FailHook | None = None
     log.info("erasure_started", cancellation_id=cancellation_id, user_id=user_id)
 
     tables = registry.personal_tables()
-    if bidx:
-        for t in tables:
-            if t.link.via == "phone_bidx" and t.link.column:
-                _step(ctx, cancellation_id, f"bidx:{t.name}", _delete_rows(t, bidx), fail)
-    _step(ctx, cancellation_id, "media", lambda s: _delete_files(ctx, s, user_id), fail)
-    for t in tables:
-        if t.link.via == "user_id" and t.link.column and t.name != "users" and t.name != "data_keys":
-            _step(ctx, cancellation_id, f"table:{t.name}", _erase_table(t, user_id), fail)
-    bidx_tables = [t for t in tables if t.link.via == "phone_bidx" and t.link.column]
+    who = Who(user_id=user_id, phone_bidx=bidx)
+    walk = _walk()
+    for name, t, sub in walk:
+        _step(ctx, cancellation_id, name, _erase_subject(ctx, t, sub, who), fail)
+    phone_rows = [(t, sub) for _name, t, sub in walk if sub.kind == "phone"]
 
     def erase_root(s: Session) -> None:
         # Sweep the phone-index rows again in the same transaction that forgets the index: codes
         # requested while erasure was running are the subject's too.
-        if bidx:
-            for t in bidx_tables:
-                _delete_rows(t, bidx)(s)
-        _erase_table(registry.by_name("users"), user_id)(s)
+        for t, sub in phone_rows:
+            _erase_subject(ctx, t, sub, who)(s)
+        users = registry.by_name("users")
+        _erase_subject(ctx, users, users.subjects[0], who)(s)
 
     _step(ctx, cancellation_id, "users", erase_root, fail)
     _step(ctx, cancellation_id, "data_key", lambda s: ctx.keys.shred(s, user_id), fail)
@@ -200,49 +199,87 @@ def erase(ctx: AppContext, cancellation_id: str, *, fail: FailHook | None = None
     log.info("erasure_finished", cancellation_id=cancellation_id, user_id=user_id)
 
 
-def _delete_rows(t: MappedTable, value: str) -> Callable[[Session], None]:
-    def run(s: Session) -> None:
-        assert t.link.column
-        s.execute(delete(t.table).where(t.table.c[t.link.column] == value))
-
-    return run
+#: Handled on their own: the user row becomes the tombstone last, and the data key is shredded.
+_ROOTS = ("users", "data_keys")
 
 
-def _delete_files(ctx: AppContext, s: Session, user_id: str) -> None:
-    for t, c in _file_columns():
-        assert t.link.column
-        for key in s.scalars(select(t.table.c[c.name]).where(t.table.c[t.link.column] == user_id)):
-            if key:
-                ctx.storage.delete(key)
-
-
-def _file_columns() -> list[tuple[MappedTable, registry.MappedColumn]]:
+def _walk() -> list[tuple[str, MappedTable, Subject]]:
+    """Every (table, subject) pair a user's erasure visits, children before parents, with its step
+    name. Third-party subjects are not a user's: only their own request reaches them."""
     return [
-        (t, c)
+        (f"{t.name}:{i}", t, sub)
         for t in registry.personal_tables()
-        for c in t.columns
-        if c.cls.category.endswith(".file") and t.link.via == "user_id"
+        if t.name not in _ROOTS
+        for i, sub in enumerate(t.subjects)
+        if sub.kind != "third_party"
     ]
 
 
-def _erase_table(t: MappedTable, user_id: str) -> Callable[[Session], None]:
-    """Rows with a column fated `delete` go (except the root); otherwise personal columns are cleared."""
+def step_names() -> list[str]:
+    """The erasure's steps in order, each committed on its own (what `steps_done` records)."""
+    return [name for name, _t, _s in _walk()] + ["users", "data_key"]
 
-    def run(s: Session) -> None:
-        assert t.link.column
-        owner = t.table.c[t.link.column]
+
+def erase_third_party(ctx: AppContext, bidx: str) -> list[str]:
+    """Erase someone who is not a user, known by the blind index of their identity (e.g. a person in
+    an agent's imported contacts who asked us to remove their number). Returns the tables touched."""
+    who = Who(third_party_bidx=bidx)
+    touched = []
+    for t in registry.personal_tables():
+        for sub in t.subjects:
+            if sub.kind == "third_party":
+                with ctx.db.session() as s:
+                    if _erase_subject(ctx, t, sub, who)(s):
+                        touched.append(t.name)
+    return touched
+
+
+def _erase_subject(ctx: AppContext, t: MappedTable, sub: Subject, who: Who) -> Callable[[Session], int]:
+    """Apply `sub`'s fate to the rows of `t` that reach `who` through it; returns the rows touched.
+
+    `delete` removes the rows (and the files they name); `anonymize` clears the subject's own columns
+    and link; `keep` leaves them; `columns` (a row's owner) lets each personal column's classified fate
+    decide: any `delete` column removes the row (the user row itself only ever becomes a tombstone),
+    otherwise every column not kept is cleared."""
+
+    def run(s: Session) -> int:
+        where = t.where(sub, who)
+        if where is None or sub.fate == "keep":
+            return 0
+        opts = changes.of(who.user_id) if who.user_id else {}
         is_root = t.name == "users"
-        personal = [c for c in t.personal_columns if c.name != t.link.column]
-        if not is_root and any(c.cls.erasure == "delete" for c in t.personal_columns):
-            s.execute(delete(t.table).where(owner == user_id), execution_options=changes.of(user_id))
-            return
-        clear = {c.name: _empty_value(c.column) for c in personal if c.cls.erasure != "keep"}
-        if clear:
-            s.execute(
-                update(t.table).where(owner == user_id).values(clear), execution_options=changes.of(user_id)
-            )
+        if sub.fate == "anonymize":
+            clear_cols = list(t.columns_of(sub))
+        elif sub.fate == "delete" or (
+            sub.fate == "columns"
+            and not is_root
+            and any(c.cls.erasure == "delete" for c in t.columns_of(sub))
+        ):
+            _delete_files(ctx, s, t, t.file_columns, where)
+            return _count(s.execute(delete(t.table).where(where), execution_options=opts))
+        else:
+            link = set(t.link_columns(sub)) if not sub.via else set()
+            clear_cols = [c for c in t.columns_of(sub) if c.cls.erasure != "keep" and c.name not in link]
+        if not clear_cols:
+            return 0
+        _delete_files(ctx, s, t, [c for c in clear_cols if registry.is_file(c)], where)
+        values = {c.name: _empty_value(c.column) for c in clear_cols}
+        return _count(s.execute(update(t.table).where(where).values(values), execution_options=opts))
 
     return run
+
+
+def _count(result: Any) -> int:
+    return int(result.rowcount or 0)
+
+
+def _delete_files(
+    ctx: AppContext, s: Session, t: MappedTable, columns: Iterable[registry.MappedColumn], where: Any
+) -> None:
+    for c in columns:
+        for key in s.scalars(select(t.table.c[c.name]).where(where)):
+            if key:
+                ctx.storage.delete(key)
 
 
 def _compact(ctx: AppContext) -> None:

@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import zipfile
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from huirongke.kit.jobs import job
 from huirongke.privacy import audit, registry
 from huirongke.privacy.keys import SubjectKeyNotFound
 from huirongke.privacy.models import DataExport
+from huirongke.privacy.registry import Who
 
 log = structlog.get_logger(__name__)
 _TEMPLATES = Environment(
@@ -44,59 +46,97 @@ def _field_name(c: registry.MappedColumn) -> str:
     return c.name.removesuffix("_enc") if c.cls.encrypted else c.name
 
 
-def subject_filters(session: Session, user_id: str) -> dict[str, str]:
-    """The values that identify the subject, by link kind."""
+def subject_of(session: Session, user_id: str) -> Who:
+    """Every handle the link model knows for a user: the id, and the phone's blind index."""
     from huirongke.accounts.models import User
 
     user = session.get(User, user_id)
-    values = {"user_id": user_id}
-    if user is not None and user.phone_bidx:
-        values["phone_bidx"] = user.phone_bidx
-    return values
+    return Who(user_id=user_id, phone_bidx=user.phone_bidx if user is not None else None)
+
+
+@dataclass
+class _Found:
+    """What of one table reaches the subject: rows by primary key, with the columns each may show."""
+
+    rows: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict)
+    shown: dict[tuple[Any, ...], set[str]] = field(default_factory=dict)
+    roles: set[str] = field(default_factory=set)
+
+
+def _reach(session: Session, who: Who) -> list[tuple[registry.MappedTable, _Found]]:
+    """Walk the link model: for each personal table, the rows reaching `who` through any subject, and
+    for each row the columns that are the subject's own (another subject's data is not handed out)."""
+    out = []
+    for t in registry.personal_tables():
+        found = _Found()
+        pk = [c.name for c in t.table.primary_key.columns]
+        for sub in t.subjects:
+            where = t.where(sub, who)
+            if where is None:
+                continue
+            own = {c.name for c in t.columns_of(sub)} | {c.name for c in t.columns if not c.cls.personal}
+            for row in session.execute(select(t.table).where(where)).mappings():
+                key = tuple(row[n] for n in pk)
+                found.rows[key] = dict(row)
+                found.shown.setdefault(key, set()).update(own)
+                found.roles.add(sub.role)
+        if found.rows:
+            out.append((t, found))
+    return out
+
+
+def _owner(t: registry.MappedTable, row: dict[str, Any]) -> str | None:
+    """Whose data key seals the row's encrypted columns: its first subject, a user-id column."""
+    first = t.subjects[0]
+    return row.get(first.column) if first.kind == "user" and not first.via and first.column else None
 
 
 def collect(ctx: AppContext, session: Session, user_id: str) -> dict[str, Any]:
     """Every declared category of the subject's data, decrypted, keyed by table."""
-    filters = subject_filters(session, user_id)
-    try:
-        cipher = ctx.keys.cipher(session, user_id)
-    except SubjectKeyNotFound:
-        cipher = None
+    who = subject_of(session, user_id)
+    ciphers: dict[str, Any] = {}
+
+    def cipher(owner: str | None) -> Any:
+        owner = owner or user_id
+        if owner not in ciphers:
+            try:
+                ciphers[owner] = ctx.keys.cipher(session, owner)
+            except SubjectKeyNotFound:
+                ciphers[owner] = None
+        return ciphers[owner]
+
     categories = []
-    for t in registry.personal_tables():
-        value = filters.get(t.link.via)
-        if value is None or t.link.column is None:
-            continue
-        rows = session.execute(select(t.table).where(t.table.c[t.link.column] == value)).mappings().all()
+    for t, found in _reach(session, who):
         out_rows = []
-        for row in rows:
+        for key, row in found.rows.items():
             item: dict[str, Any] = {}
             for c in t.columns:
-                if not c.cls.exported:
+                if not c.cls.exported or c.name not in found.shown[key]:
                     continue
                 v = row[c.name]
                 if c.cls.encrypted and v is not None:
-                    v = cipher.decrypt(f"{t.name}.{c.name}", v) if cipher else None
+                    sealer = cipher(_owner(t, row))
+                    v = sealer.decrypt(f"{t.name}.{c.name}", v) if sealer else None
                 item[_field_name(c)] = _plain(v)
             out_rows.append(item)
-        if out_rows:
-            categories.append(
-                {
-                    "table": t.name,
-                    "label": t.link.label or t.name,
-                    "fields": {
-                        _field_name(c): {
-                            "label": c.cls.label or c.name,
-                            "category": c.cls.category,
-                            "purposes": list(c.cls.purposes),
-                            "sensitive": c.cls.sensitive,
-                        }
-                        for c in t.columns
-                        if c.cls.exported and c.cls.personal
-                    },
-                    "rows": out_rows,
-                }
-            )
+        categories.append(
+            {
+                "table": t.name,
+                "label": t.link.label or t.name,
+                "roles": sorted(found.roles),
+                "fields": {
+                    _field_name(c): {
+                        "label": c.cls.label or c.name,
+                        "category": c.cls.category,
+                        "purposes": list(c.cls.purposes),
+                        "sensitive": c.cls.sensitive,
+                    }
+                    for c in t.columns
+                    if c.cls.exported and c.cls.personal
+                },
+                "rows": out_rows,
+            }
+        )
     return {
         "format": "huirongke-export/1",
         "user_id": user_id,
@@ -106,12 +146,12 @@ def collect(ctx: AppContext, session: Session, user_id: str) -> dict[str, Any]:
 
 
 def media_keys(session: Session, user_id: str) -> list[str]:
+    """The files the subject's own columns name (the same predicate erasure and retention use)."""
     keys: list[str] = []
-    for t, c in registry.media_columns():
-        if t.link.via != "user_id" or t.link.column is None:
-            continue
-        q = select(t.table.c[c.name]).where(t.table.c[t.link.column] == user_id)
-        keys += [k for k in session.scalars(q) if k]
+    for t, found in _reach(session, subject_of(session, user_id)):
+        files = [c.name for c in t.file_columns if c.cls.exported]
+        for key, row in found.rows.items():
+            keys += [row[name] for name in files if name in found.shown[key] and row[name]]
     return keys
 
 

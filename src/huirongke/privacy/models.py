@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from huirongke.kit.db import Base, UTCDateTime
 from huirongke.kit.ids import new_id
-from huirongke.privacy.datamap import NOT_PERSONAL, SECRET, SubjectLink, pii
+from huirongke.privacy.datamap import NOT_PERSONAL, SECRET, Subject, SubjectLink, pii
 
 
 class DataKey(Base):
@@ -153,7 +153,14 @@ class DataExport(Base):
     progress: Mapped[int] = mapped_column(Integer, default=0, info=NOT_PERSONAL)
     storage_key: Mapped[str | None] = mapped_column(
         String(128),
-        info=pii("user.export.file", "导出的数据副本", purposes=["account"], retention="P1D", exported=False),
+        info=pii(
+            "user.export.file",
+            "导出的数据副本",
+            purposes=["account"],
+            retention="P1D",
+            exported=False,
+            file=True,
+        ),
     )
     size: Mapped[int | None] = mapped_column(Integer, info=NOT_PERSONAL)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
@@ -234,7 +241,21 @@ class GuardianConsent(Base):
     """A guardian's verified consent for a user under 18 (P42, R09)."""
 
     __tablename__ = "guardian_consents"
-    __subject__ = SubjectLink("user_id", extra=("guardian_phone_bidx",), label="监护人同意")
+    __subject__ = SubjectLink(
+        label="监护人同意",
+        subjects=(
+            Subject(column="user_id"),
+            # The guardian, by their phone: when they are (or become) a user, their export shows that
+            # they consented for a child; their own erasure leaves the child's record of that consent.
+            Subject(
+                phone_bidx="guardian_phone_bidx",
+                role="guardian",
+                fate="keep",
+                reason="未成年用户账号的监护人同意凭证，随该未成年用户的账号保存",
+                columns=("guardian_phone_enc",),
+            ),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
     user_id: Mapped[str] = mapped_column(

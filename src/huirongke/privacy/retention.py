@@ -45,8 +45,7 @@ def apply(ctx: AppContext) -> list[RetentionResult]:
                     continue
                 cutoff = now - period
                 if c.cls.erasure == "delete" or not c.column.nullable:
-                    files = [fc for fc in t.columns if fc.cls.category.endswith(".file")]
-                    for fc in files:  # the files a row names go with the row
+                    for fc in t.file_columns:  # the files a row names go with the row
                         for key in s.scalars(
                             t.table.select().with_only_columns(t.table.c[fc.name]).where(clock_col < cutoff)
                         ):
