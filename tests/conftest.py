@@ -21,6 +21,7 @@ from huirongke.config import Settings
 from huirongke.context import AppContext, build_context
 from huirongke.kit.clock import clock
 from huirongke.migrate import upgrade
+from huirongke.privacy import changes
 from huirongke.models import Base
 
 PG_ADMIN_URL = os.environ.get("HRK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -99,6 +100,7 @@ def redis_url(backend: str) -> str | None:
 
 def _empty(ctx: AppContext) -> None:
     with ctx.db.engine.begin() as conn:
+        conn = conn.execution_options(**{changes.UNTRACKED_OK: True})  # every cache is new per test
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
     if ctx.redis is not None:

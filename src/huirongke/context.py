@@ -84,6 +84,8 @@ def build_context(settings: Settings, *, immediate_jobs: bool = False) -> AppCon
         redis_client = redis.Redis.from_url(settings.redis_url)
         limiter = RedisRateLimiter(redis_client)
     db = Database(settings.resolved_database_url)
+    if settings.env != "prod":
+        changes.guard(db.engine)  # untracked writes to watched tables are bugs: fail loudly
     ctx = AppContext(
         settings=settings,
         db=db,
