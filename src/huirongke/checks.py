@@ -38,7 +38,9 @@ def _sql_of(node: ast.Call) -> str | None:
     if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
         return arg.value
     if isinstance(arg, ast.JoinedStr):  # f-strings: the literal parts, placeholders as a name
-        return "".join(v.value if isinstance(v, ast.Constant) else " x " for v in arg.values)
+        return "".join(
+            v.value if isinstance(v, ast.Constant) and isinstance(v.value, str) else " x " for v in arg.values
+        )
     return None
 
 
