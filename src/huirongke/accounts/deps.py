@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -15,7 +15,9 @@ from huirongke.accounts.identity import Identity
 from huirongke.accounts.models import User
 from huirongke.accounts.signin import hash_token
 from huirongke.context import AppContext
+from huirongke.kit.db import Writer
 from huirongke.kit.errors import AppError, PreconditionRequired, Unauthorized
+from huirongke.privacy import audit
 from huirongke.privacy.purposes import PURPOSES
 
 
@@ -24,16 +26,43 @@ async def get_ctx(request: Request) -> AppContext:
     return ctx
 
 
-_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+Unit = Literal["read", "write", "audited_read"]
+UNIT_OF_WORK = "x-unit-of-work"
+
+
+def unit(kind: Unit) -> dict[str, Any]:
+    """Route keyword arguments that declare the unit of work a route's `DB` session is:
+    `@router.get(path, **READ)`. Shown in the OpenAPI description as `x-unit-of-work`.
+
+    - `read`: a read-only session (on SQLite it runs beside the writer); any write in it raises;
+    - `write`: the request holds the right to write, and commits before the response is sent;
+    - `audited_read`: reads like `read`, and the audit events it records (a download, a staff read) are
+      written afterwards in a short unit of their own, so a read never turns into a writer midway.
+    """
+    return {"openapi_extra": {UNIT_OF_WORK: kind}}
+
+
+READ, WRITE, AUDITED_READ = unit("read"), unit("write"), unit("audited_read")
+
+
+def declared_unit(request: Request) -> Unit:
+    route = request.scope.get("route")
+    kind = (getattr(route, "openapi_extra", None) or {}).get(UNIT_OF_WORK)
+    if kind not in ("read", "write", "audited_read"):
+        path = getattr(route, "path", "?")
+        raise RuntimeError(f"route {path} uses a DB session but declares no unit of work (READ/WRITE/...)")
+    return cast(Unit, kind)
 
 
 async def get_session(
     request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]
 ) -> AsyncIterator[Session]:
-    """One unit of work per request. Opening a read session does no I/O, so only writers (which
-    take SQLite's write lock at BEGIN) and the final commit go through the thread pool. A writer first
-    waits for the right to write without holding a request thread (see `Database.claim_writer_async`)."""
-    write = request.method not in _READS
+    """One unit of work per request, of the kind the route declares. Opening a read session does no
+    I/O, so only writers (which take SQLite's write lock at BEGIN) and the final commit go through the
+    thread pool. A writer first waits for the right to write without holding a request thread (see
+    `Database.claim_writer_async`)."""
+    kind = declared_unit(request)
+    write = kind == "write"
     writer = await ctx.db.claim_writer_async() if write else None
     try:
         unit = ctx.db.session(write=write, writer=writer)
@@ -47,7 +76,16 @@ async def get_session(
     except BaseException as exc:
         await run_in_threadpool(unit.__exit__, type(exc), exc, exc.__traceback__)
         raise
+    events = audit.take_pending(session) if kind == "audited_read" else []
     await run_in_threadpool(unit.__exit__, None, None, None)
+    if events:
+        writer = await ctx.db.claim_writer_async()
+        await run_in_threadpool(_write_events, ctx, writer, events)
+
+
+def _write_events(ctx: AppContext, writer: Writer, events: list[Any]) -> None:
+    with ctx.db.session(writer=writer) as session:
+        audit.put_pending(session, events)
 
 
 Ctx = Annotated[AppContext, Depends(get_ctx)]

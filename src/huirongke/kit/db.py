@@ -164,6 +164,8 @@ class Database:
         if write and writer is None:
             writer = self.claim_writer()
         session = self.sessionmaker()
+        if not write:
+            session.info[READ_ONLY] = True
         try:
             if write and self._writer is not None:
                 session.connection(execution_options={IMMEDIATE: True})
@@ -186,6 +188,20 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+READ_ONLY = "read_only"
+
+
+class ReadOnlyUnit(RuntimeError):
+    """A write in a unit of work opened to read: on SQLite it would take the write lock midway and
+    fail with "database is locked" whenever another writer committed since it began."""
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_writes_in_reads(session: Session, _ctx: Any, _instances: Any) -> None:
+    if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
+        raise ReadOnlyUnit("a write in a read-only unit of work: declare the route WRITE")
 
 
 def after_commit(session: Session, hook: Callable[[], None]) -> None:

@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timedelta
 
 import structlog
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from huirongke.kit import txn
 from huirongke.kit.clock import utcnow
-from huirongke.kit.db import table
+from huirongke.kit.db import READ_ONLY, ReadOnlyUnit, table
 from huirongke.privacy.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
@@ -92,6 +93,16 @@ def record(
 _PENDING = "audit_pending"
 
 
+def take_pending(session: Session) -> list[Any]:
+    """The events a unit of work has recorded and not yet written (for an audited read: they are
+    written by a short writing unit after the read one closes)."""
+    return txn.take(session, _PENDING)
+
+
+def put_pending(session: Session, events: list[Any]) -> None:
+    txn.stash(session, _PENDING, events)
+
+
 @event.listens_for(Session, "before_commit")
 def _chain_pending(session: Session) -> None:
     if txn.in_savepoint(session):  # a savepoint being released: wait for the real commit
@@ -99,6 +110,8 @@ def _chain_pending(session: Session) -> None:
     pending: list[_Pending] = txn.take(session, _PENDING)
     if not pending:
         return
+    if session.info.get(READ_ONLY):
+        raise ReadOnlyUnit("audit events recorded in a read-only unit of work: declare it AUDITED_READ")
     # Lock the head and learn the chain's end in one statement: on PostgreSQL a row lock, on SQLite
     # the write lock; both end at the commit. Core statements: this runs in every writing request.
     n = len(pending)
