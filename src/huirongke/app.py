@@ -11,7 +11,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from huirongke import models  # noqa: F401  (registers every table)
+from huirongke import (
+    jobs_registry,  # noqa: F401  (the composition root registers every job)
+    models,  # noqa: F401  (registers every table)
+)
 from huirongke.accounts.routes import router as accounts_router
 from huirongke.config import Settings, get_settings
 from huirongke.context import AppContext, build_context
@@ -95,7 +98,7 @@ def create_app(
     app.include_router(guardian_router)
     app.include_router(media_router)
     if settings.env == "dev":
-        from huirongke.kit.sms.dev_routes import router as dev_router
+        from huirongke.devtools.routes import router as dev_router
 
         app.include_router(dev_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -52,6 +52,7 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run the job consumer alone (scale-out: API processes then run without jobs)."""
+    import huirongke.jobs_registry  # noqa: F401  (a composition root: the consumer knows every job)
     from huirongke.context import build_context
     from huirongke.kit.logging import configure_logging
 

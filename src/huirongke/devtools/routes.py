@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from huirongke.accounts.deps import DB, Ctx
 from huirongke.accounts.signin import parse_phone
-from huirongke.kit.sms.outbox import DevSmsOutbox
+from huirongke.devtools.outbox import DevSmsOutbox
 
 router = APIRouter(prefix="/api/v1/dev", tags=["dev"])
 
