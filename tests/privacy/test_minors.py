@@ -280,7 +280,7 @@ def test_a_restricted_minor_cannot_grant_consent_alone(client, ctx):
     """The minors gate lets /api/v1/privacy/ through so the policy can be read and agreed to; granting a
     (separate) consent is the minor consenting alone, which P42 forbids until the guardian has."""
     token, _ = make_minor(client)
-    for purpose in ("location", "analytics_umeng", "real_name", "personalization"):
+    for purpose in ("location", "real_name", "personalization"):
         r = client.put(f"/api/v1/privacy/consents/{purpose}", json={"granted": True}, headers=auth(token))
         assert_error(r, 403, "guardian_consent_required")
     assert count(ctx, "consent_events") == 0

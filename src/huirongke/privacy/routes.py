@@ -129,15 +129,15 @@ def report_permission(permission: str, body: PermissionIn, user: CurrentUser, se
 
 
 @router.get("/collection-list")
-def get_collection_list() -> dict[str, Any]:
+def get_collection_list(ctx: Ctx) -> dict[str, Any]:
     """已收集个人信息清单, generated from the data map (R01)."""
-    return {"title": "已收集个人信息清单", "items": lists.collection_list()}
+    return {"title": "已收集个人信息清单", "items": lists.collection_list(ctx.settings)}
 
 
 @router.get("/sharing-list")
 def get_sharing_list(ctx: Ctx) -> dict[str, Any]:
-    """第三方信息共享清单, generated from the third-party declarations (R01)."""
-    return {"title": "第三方信息共享清单", "items": lists.sharing_list(ctx.settings)}
+    """第三方信息共享清单, generated from the configured providers' declarations (R01)."""
+    return {"title": "第三方信息共享清单", "items": lists.sharing_list(ctx)}
 
 
 @router.get("/purposes")
