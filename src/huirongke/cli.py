@@ -163,12 +163,14 @@ def retention_cmd() -> None:
 
 @privacy_app.command("lists")
 def lists_cmd() -> None:
-    """Print the two published lists as JSON, generated from the data map."""
+    """Print the two published lists as JSON, generated from the data map and configured providers."""
     import json
 
+    from huirongke.context import build_context
     from huirongke.privacy import lists
 
-    out = {"collection": lists.collection_list(), "sharing": lists.sharing_list(get_settings())}
+    ctx = build_context(get_settings())
+    out = {"collection": lists.collection_list(ctx.settings), "sharing": lists.sharing_list(ctx)}
     typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
 
 
