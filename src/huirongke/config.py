@@ -27,8 +27,6 @@ class Settings(BaseSettings):
     #: and the policy promise security logs for at least six months: 184 days covers the longest
     #: six calendar months.
     log_retention_days: int = Field(default=184, ge=184)
-    #: A log file also rotates when it grows past this size (it always rotates at UTC midnight).
-    log_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
 
     # Sign-in
     sms_provider: Literal["console", "aliyun"] = "console"
