@@ -162,7 +162,7 @@ def list_devices(user: CurrentUser, session: DB) -> list[DeviceOut]:
 
 @router.patch("/me", response_model=MeOut)
 def patch_me(body: MePatch, user: AgreedUser, ctx: Ctx, session: DB) -> MeOut:
-    profile.update_profile(session, user.user, body)
+    profile.update_profile(ctx, session, user.user, body)
     session.flush()
     return profile.me_out(ctx, session, user.user, ctx.policy.current(session).version)
 
@@ -174,14 +174,14 @@ def set_password(body: PasswordSet, user: CurrentUser, session: DB) -> Response:
 
 
 @router.get("/me/privacy-settings", response_model=PrivacySettings)
-def get_privacy_settings(user: CurrentUser) -> PrivacySettings:
-    return profile.privacy_settings(user.user)
+def get_privacy_settings(user: CurrentUser, session: DB) -> PrivacySettings:
+    return profile.privacy_settings(session, user.user)
 
 
 @router.patch("/me/privacy-settings", response_model=PrivacySettings)
 def patch_privacy_settings(body: PrivacySettingsPatch, user: CurrentUser, session: DB) -> PrivacySettings:
-    profile.update_privacy_settings(session, user.user, body)
-    return profile.privacy_settings(user.user)
+    profile.update_privacy_settings(session, user.user, body, user.policy_version)
+    return profile.privacy_settings(session, user.user)
 
 
 @router.get("/me/real-name", response_model=RealNameOut | None)

@@ -284,10 +284,8 @@ def _register(ctx: AppContext, session: Session, phone: str, bidx: str) -> User:
         "phone_bidx": bidx,
         "phone_enc": cipher.encrypt("users.phone_enc", phone),
         "status": "active",
-        "tags": [],
         "show_phone": False,
         "show_region": False,
-        "personalized_recommendations": True,
         "created_at": now,
         "updated_at": now,
     }

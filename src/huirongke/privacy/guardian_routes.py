@@ -6,8 +6,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from huirongke.accounts.deps import DB, AgreedUser, Ctx, client_ip
+from huirongke.context import AppContext
 from huirongke.privacy import export, minors
 from huirongke.privacy.rights_routes import ExportOut, _export_out
 
@@ -41,18 +43,18 @@ class GuardianChildResult(BaseModel):
     erase_after: str | None
 
 
-def _status(user: AgreedUser) -> GuardianStatus:
+def _status(user: AgreedUser, ctx: AppContext, session: Session) -> GuardianStatus:
     u = user.user
     return GuardianStatus(
-        minor=minors.is_minor(u),
-        restricted=minors.restricted(u),
+        minor=minors.is_minor(ctx, session, u),
+        restricted=minors.restricted(ctx, session, u),
         guardian_consented_at=u.guardian_consent_at.isoformat() if u.guardian_consent_at else None,
     )
 
 
 @router.get("/me/guardian", response_model=GuardianStatus)
-def guardian_status(user: AgreedUser) -> GuardianStatus:
-    return _status(user)
+def guardian_status(user: AgreedUser, ctx: Ctx, session: DB) -> GuardianStatus:
+    return _status(user, ctx, session)
 
 
 @router.post("/me/guardian/sms-codes", status_code=202)
@@ -66,7 +68,7 @@ def guardian_code(
 @router.post("/me/guardian/consent", status_code=201, response_model=GuardianStatus)
 def guardian_consent(body: GuardianConfirmIn, user: AgreedUser, ctx: Ctx, session: DB) -> GuardianStatus:
     minors.confirm_guardian(ctx, session, user.user, body.guardian_phone, body.code)
-    return _status(user)
+    return _status(user, ctx, session)
 
 
 @router.post("/guardian/sms-codes", status_code=202)
