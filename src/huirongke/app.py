@@ -22,7 +22,7 @@ from huirongke.kit.errors import AppError, install_error_handlers
 from huirongke.kit.logging import configure_logging
 from huirongke.kit.middleware import RequestContextMiddleware
 from huirongke.media.routes import router as media_router
-from huirongke.privacy import changes
+from huirongke.privacy import changes, replay
 from huirongke.privacy.case_routes import meta_router as case_meta_router
 from huirongke.privacy.case_routes import router as case_router
 from huirongke.privacy.guardian_routes import router as guardian_router
@@ -48,6 +48,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with ctx.db.session() as session:
             ctx.policy.ensure_seeded(session, settings)
+        replay.on_startup(ctx)  # erasures a restored database does not reflect, before answering
         # Request work runs in anyio's thread pool (40 threads by default). Past a few threads per core
         # they only contend for the GIL: bounded, a burst of sign-ins queues instead of thrashing.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads

@@ -285,5 +285,63 @@ def realname_reject(user_id: str, reason: str = typer.Option(..., "--reason")) -
     _review(user_id, False, reason)
 
 
+backup_app = typer.Typer(help="Backups that forget erased people.", no_args_is_help=True)
+app.add_typer(backup_app, name="backup")
+
+
+def _backup_failed(exc: Exception) -> typer.Exit:
+    typer.echo(f"失败：{exc}", err=True)
+    return typer.Exit(1)
+
+
+@backup_app.command("create")
+def backup_create(directory: Path = typer.Argument(..., help="a new or empty folder")) -> None:
+    """Back up the database and media (never keys/), consistently while the service runs."""
+    from huirongke.privacy.backup import BackupError, create
+
+    try:
+        create(get_settings(), directory, typer.echo)
+    except BackupError as exc:
+        raise _backup_failed(exc) from None
+
+
+@backup_app.command("restore")
+def backup_restore(
+    directory: Path = typer.Argument(..., exists=True, file_okay=False, help="the backup folder"),
+    keys: Path = typer.Option(..., "--keys", exists=True, file_okay=False, help="the keys dir as it is now"),
+) -> None:
+    """Restore into an empty HRK_DATA_DIR (and empty database); replays every later erasure first."""
+    from huirongke.privacy.backup import BackupError, restore
+
+    try:
+        restore(get_settings(), directory, keys, typer.echo)
+    except BackupError as exc:
+        raise _backup_failed(exc) from None
+
+
+@backup_app.command("replay")
+def backup_replay() -> None:
+    """Finish an interrupted restore: replay the erasure ledger against the database now."""
+    from huirongke.privacy.backup import BackupError, finish
+
+    try:
+        replayed, orphans = finish(get_settings(), typer.echo)
+    except BackupError as exc:
+        raise _backup_failed(exc) from None
+    typer.echo(f"完成：重放 {replayed} 个注销，删除 {orphans} 个无主媒体文件")
+
+
+@backup_app.command("prune")
+def backup_prune(root: Path = typer.Argument(..., help="the folder holding one folder per backup")) -> None:
+    """Delete the backups under ROOT older than HRK_BACKUP_RETENTION_DAYS (run it from cron)."""
+    from huirongke.privacy.backup import BackupError, prune
+
+    days = get_settings().backup_retention_days
+    try:
+        removed = prune(root, days, typer.echo)
+    except BackupError as exc:
+        raise _backup_failed(exc) from None
+    typer.echo(f"已删除 {len(removed)} 个超过 {days} 天的备份")
+
 if __name__ == "__main__":
     app()

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     export_ttl_hours: int = Field(default=24, ge=1)
     export_interval_hours: int = Field(default=24, ge=0)
     audit_retention_days: int = Field(default=400, ge=183)  # R10: at least 6 months
+    backup_retention_days: int = Field(default=30, ge=1)  # `backup prune` deletes older backups
     #: P14: a storage/provider region outside mainland China is refused unless this names a declared,
     #: consent-gated cross-border purpose.
     cross_border_purpose: str | None = None
