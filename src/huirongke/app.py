@@ -18,6 +18,7 @@ from huirongke import (
 from huirongke.accounts.routes import router as accounts_router
 from huirongke.config import Settings, get_settings
 from huirongke.context import AppContext, build_context
+from huirongke.kit import workdays
 from huirongke.kit.errors import AppError, install_error_handlers
 from huirongke.kit.logging import configure_logging
 from huirongke.kit.middleware import RequestContextMiddleware
@@ -48,6 +49,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with ctx.db.session() as session:
             ctx.policy.ensure_seeded(session, settings)
+        workdays.warn_missing_years(settings.workday_calendar_file)  # a year near today without data
         replay.on_startup(ctx)  # erasures a restored database does not reflect, before answering
         # Request work runs in anyio's thread pool (40 threads by default). Past a few threads per core
         # they only contend for the GIL: bounded, a burst of sign-ins queues instead of thrashing.

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     #: P14: a storage/provider region outside mainland China is refused unless this names a declared,
     #: consent-gated cross-border purpose.
     cross_border_purpose: str | None = None
+    workday_calendar_file: Path | None = None  # extra years for kit/workdays.py, over the shipped data
 
     @property
     def resolved_database_url(self) -> str:

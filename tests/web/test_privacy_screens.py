@@ -298,7 +298,7 @@ def test_case_complaint_verified_by_sms_then_listed(server: Server, tab: Tab, tm
     expect(page.locator("#case-status")).to_have_text("处理中")
     deadline = resp.value.json()["deadline"]
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", deadline) and date.fromisoformat(deadline) > date.today()
-    expect(page.locator("#case-deadline")).to_contain_text(f"{deadline} 前处理完毕（15 个工作日内）")
+    expect(page.locator("#case-deadline")).to_contain_text(f"{deadline} 前处理完毕（身份验证后 15 天内）")
 
     # 我的申请: status, deadline and history.
     page.get_by_role("link", name="查看我的申请").click()
