@@ -94,18 +94,30 @@ def publish_policy(
 
 
 @privacy_app.command("verify-audit")
-def verify_audit() -> None:
-    """Check the audit log's hash chain; exits 1 if any event was altered, removed or reordered."""
+def verify_audit(
+    record_restore: bool = typer.Option(
+        False,
+        "--record-restore",
+        help="first declare in the anchor that the database was restored and now ends at its current head",
+    ),
+) -> None:
+    """Check the audit log's keyed hash chain against its anchor outside the database; exits 1 if any
+    event was altered, removed or reordered, or the tail was cut off."""
     from huirongke.context import build_context
     from huirongke.privacy import audit
 
     ctx = build_context(get_settings())
+    if record_restore:
+        with ctx.db.session() as session:
+            seq = audit.mark_restored(session)
+        typer.echo(f"已在链外锚点记录恢复：审计链现止于第 {seq} 条事件")
     with ctx.db.session() as session:
         result = audit.verify(session)
     if result.ok:
         typer.echo(f"审计日志完整：已校验 {result.checked} 条事件")
         return
-    typer.echo(f"审计日志被篡改：第 {result.first_bad_seq} 条事件，{result.reason}", err=True)
+    where = f"第 {result.first_bad_seq} 条事件，" if result.first_bad_seq is not None else ""
+    typer.echo(f"审计日志被篡改：{where}{result.reason}", err=True)
     raise typer.Exit(1)
 
 

@@ -19,7 +19,7 @@ from huirongke.kit.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLim
 from huirongke.kit.sms.base import SmsMessage, SmsProvider
 from huirongke.kit.sms.console import ConsoleSmsProvider
 from huirongke.kit.storage import LocalStorage, MediaStorage
-from huirongke.privacy import changes
+from huirongke.privacy import audit, changes
 from huirongke.privacy.keys import SubjectKeys
 from huirongke.privacy.policy import PolicyService
 from huirongke.privacy.providers import check_data_location
@@ -93,6 +93,7 @@ def build_context(settings: Settings, *, immediate_jobs: bool = False) -> AppCon
         policy=PolicyService(db),
         redis=redis_client,
     )
+    audit.install(db, ctx.ring, settings.data_dir / "keys")  # the chain's key and anchor, per database
     ctx.sms = _sms_provider(ctx)
     ctx.identities = IdentityCache(settings.identity_cache_seconds)
     if redis_client is not None:
