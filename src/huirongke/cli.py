@@ -355,5 +355,52 @@ def backup_prune(root: Path = typer.Argument(..., help="the folder holding one f
         raise _backup_failed(exc) from None
     typer.echo(f"已删除 {len(removed)} 个超过 {days} 天的备份")
 
+assessments_app = typer.Typer(
+    help="Impact assessments (R11): list them, or seed the missing ones.", invoke_without_command=True
+)
+privacy_app.add_typer(assessments_app, name="assessments")
+
+
+@assessments_app.callback()
+def assessments_list(typer_ctx: typer.Context) -> None:
+    """List the impact assessments (个人信息保护影响评估) of the sensitive processings; exits 1 if none."""
+    if typer_ctx.invoked_subcommand is not None:
+        return
+    from huirongke.context import build_context
+    from huirongke.privacy import assessments
+
+    ctx = build_context(get_settings())
+    with ctx.db.session() as session:
+        rows = assessments.listed(session)
+        if not rows:
+            typer.echo("尚无影响评估记录：运行 huirongke privacy assessments seed 写入初始评估", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"个人信息保护影响评估：共 {len(rows)} 条，每条自评估之日起至少保存 3 年")
+        for a in rows:
+            typer.echo("")
+            typer.echo(f"[{a.processing}] {a.title}")
+            typer.echo(
+                f"  评估人：{a.assessor}  评估日期：{a.assessed_at.date().isoformat()}  "
+                f"复评日期：{a.review_due.isoformat()}  保存至：{a.keep_until.date().isoformat()}"
+            )
+            for label, text in (("处理内容", a.scope), ("风险", a.risks), ("措施", a.measures)):
+                typer.echo(f"  {label}：")
+                for line in text.splitlines():
+                    typer.echo(f"    {line}")
+            typer.echo(f"  结论：{a.conclusion}")
+
+
+@assessments_app.command("seed")
+def assessments_seed() -> None:
+    """Write the initial assessment of each sensitive processing that has none."""
+    from huirongke.context import build_context
+    from huirongke.privacy import assessments
+
+    ctx = build_context(get_settings())
+    with ctx.db.session() as session:
+        added = assessments.seed(session)
+    typer.echo(f"已写入 {len(added)} 条影响评估" if added else "每项敏感处理都已有影响评估，未写入")
+
+
 if __name__ == "__main__":
     app()
