@@ -46,6 +46,11 @@ class SubjectKeys:
         with self._lock:
             return len(self._cache)
 
+    def holds(self, subject_id: str) -> bool:
+        """Whether this process has the subject's key in memory now."""
+        with self._lock:
+            return subject_id in self._cache
+
     def create(self, session: Session, subject_id: str) -> FieldCipher:
         key, wrapped = self.ring.new_data_key(subject_id)
         session.execute(
