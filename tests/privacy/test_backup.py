@@ -28,7 +28,7 @@ from huirongke.app import create_app
 from huirongke.config import Settings, get_settings
 from huirongke.context import AppContext, build_context
 from huirongke.kit.clock import clock
-from huirongke.privacy import backup, ledger
+from huirongke.privacy import audit, backup, ledger
 from huirongke.privacy.backup import BackupError
 from huirongke.privacy.models import AccountCancellation
 from huirongke.privacy.residue import _needles, phone_forms, scan_file
@@ -155,6 +155,8 @@ def test_a_backup_taken_before_an_erasure_restores_without_the_erased_user(
         assert_gone(restored_client, restored, subj)
         # Signing in with the phone makes a brand-new, empty account.
         assert_phone_is_free(restored_client, user_id)
+    with restored.db.session() as s:  # the restore was declared to the audit anchor before the replay
+        assert audit.verify(s).ok
 
 
 def test_a_backup_taken_after_the_erasure_restores_cleanly(

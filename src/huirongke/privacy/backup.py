@@ -410,16 +410,31 @@ def restore(
         rel = str(item["path"]).removeprefix(MEDIA + "/")
         _copy_private(src / item["path"], settings.media_dir / rel)
 
-    say("5/6 升级数据库结构…")
+    say("5/6 升级数据库结构，并在审计锚点中记录这次恢复…")
     from huirongke.migrate import upgrade
 
     upgrade(url)
+    _declare_restore(settings)
 
     later = len(ledger.entries(data_dir)) - int(manifest["ledger_position"])
     say(f"6/6 重放注销（备份之后新增 {max(later, 0)} 条注销记录）…")
     replayed, orphans = finish(settings, say, fail=fail)
     say(f"恢复完成：重放 {replayed} 个注销，删除 {orphans} 个无主媒体文件")
     return RestoreResult(files=len(manifest["files"]), replayed=replayed, orphans_removed=orphans)
+
+
+def _declare_restore(settings: Settings) -> None:
+    """Tell the audit anchor (in keys/) that the chain now ends at the restored head, before the replay
+    writes new events: heads anchored after the backup belong to the replaced timeline."""
+    from huirongke.context import build_context
+    from huirongke.privacy import audit
+
+    ctx = build_context(settings)
+    try:
+        with ctx.db.session() as session:
+            audit.mark_restored(session)
+    finally:
+        ctx.db.dispose()
 
 
 def finish(
