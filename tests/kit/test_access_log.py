@@ -65,3 +65,18 @@ def test_a_full_disk_does_not_break_a_response(ctx):
             assert write_errors() > before
     finally:
         configure_logging("WARNING")
+
+
+def test_an_error_log_names_the_route_not_the_path(ctx, log_stream):
+    app = create_app(ctx=ctx)
+
+    def boom(user_id: str) -> None:
+        raise RuntimeError("boom")
+
+    app.add_api_route("/api/v1/test-boom/{user_id}", boom)
+    configure_logging("INFO", stream=log_stream)  # create_app configured logging afresh
+    with TestClient(app, raise_server_exceptions=False) as c:
+        assert c.get("/api/v1/test-boom/agrsomeoneelse0000000000").status_code == 500
+    assert "agrsomeoneelse" not in log_stream.getvalue()
+    errors = [line for line in _lines(log_stream) if line["event"] == "unhandled_error"]
+    assert [line["path"] for line in errors] == ["/api/v1/test-boom/{user_id}"]

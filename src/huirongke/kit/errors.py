@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from huirongke.kit.middleware import route_template
+
 log = structlog.get_logger(__name__)
 
 
@@ -149,21 +151,23 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DataError)
     async def _db_data(request: Request, exc: DataError) -> JSONResponse:
         # The database refused a value (e.g. a NUL byte PostgreSQL cannot store): bad input, not a bug.
-        log.warning("database_rejected_value", error_type=type(exc.orig).__name__, path=request.url.path)
+        log.warning(
+            "database_rejected_value", error_type=type(exc.orig).__name__, path=route_template(request.scope)
+        )
         return JSONResponse(error_body("invalid_input", "提交的内容包含无法处理的字符"), status_code=400)
 
     @app.exception_handler(OperationalError)
     async def _db_operational(request: Request, exc: OperationalError) -> JSONResponse:
         if "locked" in str(exc.orig).lower() or "deadlock" in str(exc.orig).lower():
             # Contention, not a bug: nothing was written, and trying again shortly will work.
-            log.warning("database_busy", path=request.url.path)
+            log.warning("database_busy", path=route_template(request.scope))
             return JSONResponse(
                 error_body("busy", "系统繁忙，请稍后重试"), status_code=503, headers={"Retry-After": "1"}
             )
-        log.error("database_error", error_type=type(exc.orig).__name__, path=request.url.path)
+        log.error("database_error", error_type=type(exc.orig).__name__, path=route_template(request.scope))
         return JSONResponse(error_body("internal_error", "服务器开小差了，请稍后再试"), status_code=500)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled_error", error_type=type(exc).__name__, path=request.url.path)
+        log.error("unhandled_error", error_type=type(exc).__name__, path=route_template(request.scope))
         return JSONResponse(error_body("internal_error", "服务器开小差了，请稍后再试"), status_code=500)
