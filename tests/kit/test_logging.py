@@ -147,16 +147,22 @@ def test_processor_redacts_secret_keys_and_nested_values():
 # --- the log file: rotation, and write errors that never reach the caller (R10, issue 7 part 6) ---
 
 
-def test_log_file_rotates_at_utc_midnight(tmp_path):
+@pytest.fixture
+def noon():
+    """Today at 12:00 UTC, so no real midnight passes during the test."""
+    now = utcnow()
+    clock.advance(now.replace(hour=12, minute=0, second=0, microsecond=0) - now)
+    yield
+    clock.reset()
+
+
+def test_log_file_rotates_at_utc_midnight(tmp_path, noon):
     path = tmp_path / "logs" / "huirongke.log"
     sink = RotatingLogFile(path)
-    sink.write('{"event": "first"}\n')
     first_day = utcnow().date()
-    clock.advance(timedelta(days=1))
-    try:
-        sink.write('{"event": "second"}\n')
-    finally:
-        clock.reset()
+    sink.write('{"event": "first"}\n')
+    clock.advance(timedelta(hours=12))
+    sink.write('{"event": "second"}\n')
     sink.close()
     rotated = path.with_name(f"huirongke.log.{first_day.isoformat()}")
     assert rotated.read_text() == '{"event": "first"}\n'
@@ -164,7 +170,7 @@ def test_log_file_rotates_at_utc_midnight(tmp_path):
     assert rotated_files(path) == [rotated]
 
 
-def test_log_file_rotates_by_size(tmp_path):
+def test_log_file_rotates_by_size(tmp_path, noon):
     path = tmp_path / "huirongke.log"
     sink = RotatingLogFile(path, max_bytes=30)
     for n in range(3):
