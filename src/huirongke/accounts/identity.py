@@ -70,7 +70,8 @@ _LOAD = (
         User.birthday_enc,
         User.guardian_consent_at,
         select(PolicyAgreement.id)
-        .where(and_(PolicyAgreement.user_id == User.id, PolicyAgreement.version == bindparam("version")))
+        # An agreement to the latest version that asked for one, or to any later version (P41, P43).
+        .where(and_(PolicyAgreement.user_id == User.id, PolicyAgreement.version >= bindparam("version")))
         .exists()
         .label("agreed"),
     )
@@ -98,8 +99,9 @@ def load(ctx: AppContext, token_hash: str) -> Identity:
     cache = ctx.identities
     start = cache.mark()
     with ctx.db.session(write=False) as session:
-        version = ctx.policy.current(session).version
-        row = session.execute(_LOAD, {"token_hash": token_hash, "version": version}).first()
+        policy = ctx.policy.current(session)
+        version = policy.version
+        row = session.execute(_LOAD, {"token_hash": token_hash, "version": policy.consent_version}).first()
         if row is None:
             raise Unauthorized("登录状态无效，请重新登录", code="invalid_token")
         now = utcnow()

@@ -20,6 +20,10 @@ class PolicyOut(BaseModel):
     published_at: datetime
     text: str
     changes: str
+    #: Whether this version asks everyone to agree again (False: only contact facts were updated).
+    requires_consent: bool
+    #: The latest version that asked for agreement: agreeing to it or to any later version is enough.
+    consent_version: int
 
 
 class AgreementIn(BaseModel):
@@ -36,7 +40,14 @@ class AgreementOut(BaseModel):
 @router.get("/policy", response_model=PolicyOut)
 def get_policy(ctx: Ctx, session: DB) -> PolicyOut:
     p = ctx.policy.current(session)
-    return PolicyOut(version=p.version, published_at=p.published_at, text=p.text, changes=p.changes)
+    return PolicyOut(
+        version=p.version,
+        published_at=p.published_at,
+        text=p.text,
+        changes=p.changes,
+        requires_consent=p.requires_consent,
+        consent_version=p.consent_version,
+    )
 
 
 @router.post("/policy-agreements", status_code=201, response_model=AgreementOut)
