@@ -142,6 +142,9 @@ def list_sessions(user: CurrentUser, session: DB) -> list[SessionInfo]:
 def revoke_session(session_id: str, user: CurrentUser, session: DB) -> Response:
     if not signin.revoke_sessions(session, user.user.id, only=session_id):
         raise NotFound("找不到该登录会话", code="session_not_found")
+    audit.user_action(
+        session, user.user.id, "session.revoked", ["auth_sessions.revoked_at"], purpose="account"
+    )
     return Response(status_code=204)
 
 
@@ -149,6 +152,9 @@ def revoke_session(session_id: str, user: CurrentUser, session: DB) -> Response:
 def revoke_all_sessions(user: AnyUser, session: DB) -> Response:
     """Sign out everywhere, this device included."""
     signin.revoke_sessions(session, user.user.id)
+    audit.user_action(
+        session, user.user.id, "sessions.revoked_all", ["auth_sessions.revoked_at"], purpose="account"
+    )
     return Response(status_code=204)
 
 

@@ -14,6 +14,7 @@ from huirongke.context import AppContext
 from huirongke.kit.clock import utcnow
 from huirongke.kit.errors import Invalid, NotFound, TooLarge, UnsupportedMedia
 from huirongke.media.models import Media
+from huirongke.privacy import audit
 
 _ACCEPTED = {"JPEG", "PNG", "WEBP", "GIF", "BMP"}
 MAX_EDGE = 2048
@@ -86,6 +87,7 @@ def upload_image(ctx: AppContext, session: Session, owner_id: str, data: bytes) 
     )
     session.add(media)
     session.flush()
+    audit.user_action(session, owner_id, "media.uploaded", ["media.storage_key"])
     return media
 
 

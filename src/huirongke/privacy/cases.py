@@ -118,6 +118,9 @@ def verify_case(ctx: AppContext, session: Session, user: User, case_id: str, cod
     check_code(ctx, session, user.phone_bidx, code, purpose="case")
     now = utcnow()
     case.status, case.verified_at = "open", now
+    audit.user_action(
+        session, user.id, "case.verified", ["privacy_cases.status", "privacy_cases.verified_at"], "account"
+    )
     case.deadline = reply_deadline(workdays.load(ctx.settings.workday_calendar_file), china_today())
     _event(session, case, "user", "身份已验证")
     return case
