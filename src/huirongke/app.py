@@ -19,7 +19,7 @@ from huirongke.accounts.routes import router as accounts_router
 from huirongke.config import Settings, get_settings
 from huirongke.context import AppContext, build_context
 from huirongke.kit import workdays
-from huirongke.kit.errors import AppError, install_error_handlers
+from huirongke.kit.errors import COMMON_ERROR_STATUSES, AppError, error_responses, install_error_handlers
 from huirongke.kit.logging import configure_logging
 from huirongke.kit.middleware import RequestContextMiddleware
 from huirongke.media.routes import router as media_router
@@ -71,6 +71,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
+        responses=error_responses(*COMMON_ERROR_STATUSES),  # every operation's error statuses, documented
     )
     app.state.ctx = ctx
     install_error_handlers(app)
@@ -99,7 +100,7 @@ def create_app(
     app.include_router(case_router)
     app.include_router(case_meta_router)
     app.include_router(guardian_router)
-    app.include_router(media_router)
+    app.include_router(media_router, responses=error_responses(413, 415))
     if settings.env == "dev":
         from huirongke.devtools.routes import router as dev_router
 

@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -104,6 +105,42 @@ class RateLimited(AppError):
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="snake_case error code")
+    message: str = Field(description="可读的说明 (Simplified Chinese)")
+    details: dict[str, Any]
+
+
+class ErrorBody(BaseModel):
+    """The one error body of every API error (API.md, "Conventions")."""
+
+    error: ErrorDetail
+
+
+# The statuses any API operation may answer with the error body: bad input, no or bad token, the
+# gates (403 guardian/step-up, 428 policy/consent), a missing object, a conflict, rate limits and a
+# busy database. 413 and 415 belong to the upload routes only; a 500 is a bug and is not documented.
+COMMON_ERROR_STATUSES = (400, 401, 403, 404, 409, 422, 428, 429, 503)
+_DESCRIPTIONS = {
+    400: "请求有误",
+    401: "未登录或登录已失效",
+    403: "没有权限",
+    404: "对象不存在",
+    409: "与当前状态冲突",
+    413: "文件过大",
+    415: "不支持的文件类型",
+    422: "提交的内容不符合要求",
+    428: "需要同意隐私政策或授权",
+    429: "操作过于频繁（见 Retry-After）",
+    503: "服务繁忙或尚未就绪",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for these error statuses, each with the API.md error body."""
+    return {status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]} for status in statuses}
 
 
 _STATUS_CODES = {

@@ -95,7 +95,11 @@ def guardian_export_status(export_id: str, token: GuardianToken, session: DB) ->
     return out
 
 
-@router.get("/guardian/exports/{export_id}/download", response_class=Response)
+@router.get(
+    "/guardian/exports/{export_id}/download",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}, "description": "the zip archive"}},
+)
 def guardian_export_download(export_id: str, token: GuardianToken, ctx: Ctx, session: DB) -> Response:
     row = minors.guardian_export(session, export_id, token)
     data = export.open_archive(ctx, session, row, actor="guardian")
