@@ -43,7 +43,12 @@ class User(Base):
         LargeBinary, info=pii("user.profile.birthday", "生日", purposes=["profile"], encrypted=True)
     )
     tags_enc: Mapped[bytes | None] = mapped_column(
-        LargeBinary, info=pii("user.profile.tags", "个人标签", purposes=["profile"], encrypted=True)
+        LargeBinary,
+        # the plaintext is a JSON list; `sealed_as` says so to readers that open sealed columns generically
+        info={
+            **pii("user.profile.tags", "个人标签", purposes=["profile"], encrypted=True),
+            "sealed_as": "json",
+        },
     )
     region_enc: Mapped[bytes | None] = mapped_column(
         LargeBinary, info=pii("user.profile.region", "所在地区", purposes=["profile"], encrypted=True)
