@@ -28,7 +28,7 @@ from huirongke.app import create_app
 from huirongke.config import Settings, get_settings
 from huirongke.context import AppContext, build_context
 from huirongke.kit.clock import clock
-from huirongke.privacy import audit, backup, ledger
+from huirongke.privacy import audit, backup, ledger, replay
 from huirongke.privacy.backup import BackupError
 from huirongke.privacy.models import AccountCancellation
 from huirongke.privacy.residue import _needles, phone_forms, scan_file
@@ -284,6 +284,18 @@ def test_the_ledger_holds_no_personal_data_and_is_written_before_the_first_step(
     assert set(json.loads(lines[0])) == {"v", "user_id", "cancellation_id", "at"}
     assert byte_hits(path.parent, phone_forms(PHONE) + NEEDLES) == []
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_damaged_ledger_line_stops_the_service_instead_of_being_skipped(client, ctx):
+    subj = make_subject(client, ctx, other=False)
+    erase_through_the_api(client, ctx, subj.token, subj.me["id"])
+    path = ledger.ledger_path(ctx.settings.data_dir)
+    with path.open("a") as f:
+        f.write("{not json\n")
+    with pytest.raises(ledger.LedgerDamaged, match="line 2"):
+        replay.pending(ctx)
+    with pytest.raises(ledger.LedgerDamaged), TestClient(create_app(ctx=ctx)):
+        pass
 
 
 # --- refusals ----------------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ def pending(ctx: AppContext) -> list[ledger.Entry]:
     """Ledger entries the database does not reflect: the user is not an erased tombstone, or the
     data key is still there. One entry per subject, in ledger order."""
     entries = ledger.entries(ctx.settings.data_dir)
+    if not entries:
+        return []
     by_user: dict[str, ledger.Entry] = {}
     for e in entries:
         by_user.setdefault(e.user_id, e)
