@@ -12,9 +12,11 @@ import re
 from datetime import date, timedelta
 
 import pytest
+from privacy_support import count, submit_real_name
 
 from conftest import auth, sign_up
 from huirongke.accounts.identity import ADULT_AGE
+from huirongke.accounts.profile import review_real_name
 from huirongke.config import Settings
 from huirongke.kit import workdays
 from huirongke.privacy import assessments, cases, consent, registry, stores
@@ -229,10 +231,24 @@ def test_no_statistics_are_collected_and_no_sdk_is_claimed(client, stated):
 
 
 def test_staff_have_no_screen_in_the_app(client, stated):
+    """Staff work through `huirongke cases …` and `realname …`; that each such read or decision is
+    audited is proven by test_cases.py::test_cli_list_show_resolve and the real-name review tests."""
     _, text = stated
     assert "应用和网页中没有供工作人员查看他人信息的入口" in text
+    assert "查看你提交的申请内容、办理申请或审核实名认证时，每一次操作都会写入安全审计记录" in text
     paths = [getattr(r, "path", "") for r in client.app.routes]
     assert paths and not [p for p in paths if re.search(r"admin|staff|console|operator", p)]
+
+
+def test_a_real_name_review_by_staff_is_audited(client, ctx):
+    token, user = sign_up(client)
+    submit_real_name(client, token)
+    with ctx.db.session() as s:
+        review_real_name(s, user["id"], True, staff_id="staff-3")
+    where = (
+        "action = 'real_name.verified' AND actor_type = 'staff' AND actor_id = 'staff-3' AND subject_id = :u"
+    )
+    assert count(ctx, "audit_events", where, u=user["id"]) == 1
 
 
 def test_transport_security_is_enforced_by_the_server(client, stated):
