@@ -263,6 +263,21 @@ def test_a_backup_holds_no_keys_and_only_private_files(client, ctx, tmp_path):
         assert mode == (0o700 if p.is_dir() else 0o600), (p, oct(mode))
 
 
+def test_restore_deletes_media_no_restored_row_names(client, ctx, tmp_path, target):
+    """A file written while the snapshot was taken (an upload whose row came later, or never) has no
+    owner in the restored database, so no erasure could ever reach it: it goes."""
+    from privacy_support import upload_avatar
+
+    token, _ = sign_up(client)
+    kept = upload_avatar(client, token)["url"].removeprefix("/media/")
+    ctx.storage.put("avatars/zz/orphan.png", b"an upload without a row")
+    backup.create(ctx.settings, tmp_path / "b")
+    result = backup.restore(target, tmp_path / "b", ctx.settings.data_dir / "keys")
+    assert result.orphans_removed == 1
+    assert (target.media_dir / kept).is_file()
+    assert not (target.media_dir / "avatars/zz/orphan.png").exists()
+
+
 def test_the_ledger_holds_no_personal_data_and_is_written_before_the_first_step(client, ctx):
     subj = make_subject(client, ctx, other=False)
     from erasure_support import step_names

@@ -237,17 +237,6 @@ def _load_database(kind: str, file: Path, url: str) -> None:
     )
 
 
-def _vacuum_sqlite(url: str) -> None:
-    """Rewrite the restored SQLite file, so no page keeps a copy of what the replay erased."""
-    conn = sqlite3.connect(_sqlite_path(url), timeout=30, isolation_level=None)
-    try:
-        conn.execute("PRAGMA secure_delete=ON")
-        conn.execute("VACUUM")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
-
-
 # --- the manifest --------------------------------------------------------------------------------------
 
 
@@ -441,8 +430,8 @@ def finish(
     settings: Settings, say: Say = _quiet, *, fail: Callable[[str], None] | None = None
 ) -> tuple[int, int]:
     """Replay the erasure ledger against the database now; during a restore (the data dir holds the
-    unfinished mark, the service is not running) also delete the media no restored row names and
-    rewrite SQLite. Finishes an interrupted restore. Returns (replayed, orphans removed).
+    unfinished mark, the service is not running) first delete the media no restored row names.
+    Finishes an interrupted restore. Returns (replayed, orphans removed).
     `fail` is erasure's crash hook (tests)."""
     from huirongke.context import build_context
     from huirongke.privacy import replay
@@ -454,8 +443,6 @@ def finish(
         replayed = replay.replay(ctx, say=say, fail=fail)
     finally:
         ctx.db.dispose()
-    if restoring and database_kind(settings.resolved_database_url) == "sqlite":
-        _vacuum_sqlite(settings.resolved_database_url)
     (settings.data_dir / UNFINISHED).unlink(missing_ok=True)
     return replayed, orphans
 
