@@ -93,6 +93,22 @@ def publish_policy(
     typer.echo(f"已发布隐私政策第 {version} 版")
 
 
+@privacy_app.command("publish-template")
+def publish_template(
+    changes: str = typer.Option(..., "--changes", help="what changed, shown to users before they agree"),
+) -> None:
+    """Publish the project's own policy template with the current settings (e.g. after an upgrade
+    changed its wording); every user must agree again. Later changes of the operator's facts are
+    then republished at start-up."""
+    from huirongke.context import build_context
+
+    ctx = build_context(get_settings())
+    with ctx.db.session() as session:
+        ctx.policy.ensure_seeded(session, ctx.settings)
+        version = ctx.policy.publish_template(session, ctx.settings, changes).version
+    typer.echo(f"已按模板发布隐私政策第 {version} 版")
+
+
 @privacy_app.command("verify-audit")
 def verify_audit(
     record_restore: bool = typer.Option(

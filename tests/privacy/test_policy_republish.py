@@ -11,12 +11,14 @@ from datetime import datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
-from privacy_support import assert_error, publish, sign_in_again
+from privacy_support import assert_error, publish, run_cli, sign_in_again
+from sqlalchemy import update
 
 from conftest import auth, sign_up
 from huirongke.app import create_app
 from huirongke.config import Settings
 from huirongke.context import build_context
+from huirongke.privacy.models import PolicyVersion
 from huirongke.privacy.policy import effective_date, render_policy
 
 PHONE = "13800138000"
@@ -99,3 +101,26 @@ def test_a_policy_published_by_hand_is_not_replaced(client, ctx, settings):
         p = policy(again)
         assert (p["version"], p["requires_consent"]) == (version, True)
         assert "运营者自行撰写" in p["text"]
+
+
+def test_a_version_from_before_facts_were_kept_is_replaced_by_publishing_the_template(
+    client, ctx, settings, monkeypatch
+):
+    """A version 1 seeded by an older release kept no facts: it stays until an operator publishes the
+    template (`privacy publish-template`), whose facts later starts then follow."""
+    token, _ = sign_up(client, PHONE)
+    with ctx.db.session() as s:
+        s.execute(update(PolicyVersion).where(PolicyVersion.version == 1).values(facts=None))
+    with restarted(settings, hotline="400-1111-222") as again:
+        assert policy(again)["version"] == 1, "no facts, no automatic republication"
+
+    r = run_cli(monkeypatch, settings, "privacy", "publish-template", "--changes", "按新版模板重新发布")
+    assert r.exit_code == 0, r.output
+    assert "已按模板发布隐私政策第 2 版" in r.output
+    with restarted(settings) as again:
+        p = policy(again)
+        assert (p["version"], p["requires_consent"], p["changes"]) == (2, True, "按新版模板重新发布")
+        assert_error(again.get("/api/v1/me", headers=auth(token)), 428, "policy_update_required")
+    with restarted(settings, hotline="400-1111-222") as again:
+        p = policy(again)
+        assert (p["version"], p["requires_consent"], p["consent_version"]) == (3, False, 2)

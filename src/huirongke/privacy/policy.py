@@ -212,6 +212,18 @@ class PolicyService:
         self.invalidate()
         log.info("policy_published", version=version, requires_consent=requires_consent)
 
+    def publish_template(self, session: Session, settings: Settings, changes: str) -> PolicyVersion:
+        """The project's template with the current facts, published by an operator (a new wording, e.g.
+        after an upgrade): everyone must agree to it, and later fact changes republish it (P43)."""
+        if not changes.strip():
+            raise AppError("请说明本次变更的内容", code="empty_changes", status=422)
+        latest = session.scalar(select(func.max(PolicyVersion.version))) or 0
+        facts = policy_facts(settings)
+        self._publish_generated(session, latest + 1, facts, changes.strip(), requires_consent=True)
+        row = session.get(PolicyVersion, latest + 1)
+        assert row is not None
+        return row
+
     def publish(self, session: Session, text: str, changes: str) -> PolicyVersion:
         """A text published by hand: everyone must agree to it."""
         if not text.strip():
