@@ -116,6 +116,11 @@ def verify_audit(
         "--record-restore",
         help="first declare in the anchor that the database was restored and now ends at its current head",
     ),
+    rekey_legacy: bool = typer.Option(
+        False,
+        "--rekey-legacy",
+        help="once, after upgrading: re-key a log begun with plain SHA-256 (refused if it is broken)",
+    ),
 ) -> None:
     """Check the audit log's keyed hash chain against its anchor outside the database; exits 1 if any
     event was altered, removed or reordered, or the tail was cut off."""
@@ -127,6 +132,15 @@ def verify_audit(
         with ctx.db.session() as session:
             seq = audit.mark_restored(session)
         typer.echo(f"已在链外锚点记录恢复：审计链现止于第 {seq} 条事件")
+    if rekey_legacy:
+        try:
+            with ctx.db.session() as session:
+                n = audit.rekey_legacy(session)
+        except audit.LegacyChainBroken as exc:
+            where = f"第 {exc.seq} 条事件，" if exc.seq is not None else ""
+            typer.echo(f"审计日志被篡改，未重新签名：{where}{exc.reason}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"已用密钥重新签名 {n} 条事件")
     with ctx.db.session() as session:
         result = audit.verify(session)
     if result.ok:

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 from conftest import sign_up
 from huirongke.config import Settings
 from huirongke.context import build_context
+from huirongke.kit.clock import clock
 from huirongke.privacy import audit
 from huirongke.privacy.models import AuditEvent, AuditHead
 
@@ -259,3 +260,59 @@ def test_a_restore_line_without_the_key_is_refused(ctx, chain, settings):
         f.write(f"{body} {'0' * 64}\n")  # a forger without the key cannot MAC the line
     bad = verdict(ctx)
     assert (bad.ok, bad.reason) == (False, "链外锚点的恢复记录无效")
+
+
+# Upgrading a log begun with plain SHA-256 ----------------------------------------------------------
+
+
+def _legacy_log(client, ctx, settings) -> int:
+    """A database from before the chain was keyed: every hash plain SHA-256 and no anchor; then the
+    upgraded service writes keyed events on top of it. Returns the last legacy sequence number."""
+    rich_user(client)
+    legacy_end = last_seq(ctx)
+    rewrite_from(ctx, 1, plain_sha256)
+    anchor_file(settings).unlink()
+    sign_up(client, "13900139000")  # after the upgrade: keyed events, anchored
+    return legacy_end
+
+
+def test_a_legacy_log_is_rekeyed_once_and_then_verifies(client, ctx, settings, monkeypatch):
+    _legacy_log(client, ctx, settings)
+    bad = verdict(ctx)
+    assert (bad.ok, bad.first_bad_seq, bad.reason) == (False, 1, "事件内容被篡改")
+    r = run_cli(monkeypatch, settings, "privacy", "verify-audit", "--rekey-legacy")
+    assert r.exit_code == 0, r.output
+    assert f"已用密钥重新签名 {last_seq(ctx)} 条事件" in r.output
+    assert "审计日志完整" in r.output
+    assert anchor_file(settings).read_text().splitlines()[-1].startswith(f"rekeyed {last_seq(ctx)} ")
+    sign_up(client, "13700137000")  # the service goes on chaining onto the re-keyed head
+    assert verdict(ctx).ok
+    # from now on, the old attack is caught like on any keyed log
+    rewrite_from(ctx, 2, plain_sha256, action="nothing.happened")
+    assert (verdict(ctx).ok, verdict(ctx).first_bad_seq) == (False, 2)
+
+
+def test_a_broken_legacy_log_is_not_rekeyed(client, ctx, settings, monkeypatch):
+    legacy_end = _legacy_log(client, ctx, settings)
+    with ctx.db.session() as s:
+        s.execute(text("UPDATE audit_events SET action = 'nothing.happened' WHERE seq = 3"))
+    with ctx.db.session() as s:
+        hashes = list(s.execute(text("SELECT seq, prev_hash, hash FROM audit_events ORDER BY seq")).all())
+    r = run_cli(monkeypatch, settings, "privacy", "verify-audit", "--rekey-legacy")
+    assert r.exit_code == 1, r.output
+    assert "审计日志被篡改，未重新签名：第 3 条事件，事件内容被篡改" in r.output
+    with ctx.db.session() as s:
+        assert (
+            list(s.execute(text("SELECT seq, prev_hash, hash FROM audit_events ORDER BY seq")).all())
+            == hashes
+        )
+    assert legacy_end > 3  # the tampered event was a legacy one
+
+
+def test_pruned_events_leave_their_anchors_behind(client, ctx, chain):
+    """Retention prunes the start of the chain; the anchored heads of pruned events are not compared."""
+    clock.advance(timedelta(days=400))
+    sign_up(client, "13900139000")
+    with ctx.db.session() as s:
+        assert audit.prune(s, keep_days=183) == chain
+    assert verdict(ctx).ok

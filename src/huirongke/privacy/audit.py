@@ -56,12 +56,18 @@ def _digest(
     purpose: str | None,
     request_id: str | None,
 ) -> str:
-    payload = json.dumps(
-        [seq, at.isoformat(), actor_type, actor_id, subject_id, action, fields, purpose, request_id],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    payload = _payload(seq, at, actor_type, actor_id, subject_id, action, fields, purpose, request_id)
     return hmac.new(key, (prev + payload).encode(), hashlib.sha256).hexdigest()
+
+
+def _payload(*content: Any) -> str:
+    seq, at, *rest = content
+    return json.dumps([seq, at.isoformat(), *rest], ensure_ascii=False, separators=(",", ":"))
+
+
+def _legacy_digest(prev: str, *content: Any) -> str:
+    """The digest before the chain was keyed (plain SHA-256): read only by `rekey_legacy`."""
+    return hashlib.sha256((prev + _payload(*content)).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -164,7 +170,7 @@ def _chain_pending(session: Session) -> None:
         seq, prev = seq + 1, digest
     session.execute(_INSERT_EVENT, rows)
     session.execute(_SET_HASH, {"hash": prev})
-    session.info[_ANCHOR_NEXT] = (head.seq, prev)  # appended to the anchor once the commit succeeded
+    session.info[_ANCHOR_NEXT] = ("head", head.seq, prev)  # appended to the anchor once committed
 
 
 _HEAD = table(AuditHead)
@@ -236,8 +242,8 @@ class Anchor:
     def append(self, seq: int, digest: str) -> None:
         self._write(f"{seq} {digest}\n")
 
-    def append_restored(self, seq: int, digest: str, at: datetime) -> None:
-        body = f"restored {seq} {digest} {at.isoformat()}"
+    def append_restored(self, seq: int, digest: str, at: datetime, kind: str = "restored") -> None:
+        body = f"{kind} {seq} {digest} {at.isoformat()}"
         self._write(f"{body} {self._mac(body)}\n")
 
     def _mac(self, body: str) -> str:
@@ -256,10 +262,11 @@ class Anchor:
                 fd = self._fd
         os.write(fd, line.encode())
 
-    def read(self) -> tuple[dict[int, str] | None, str]:
-        """The anchored heads still in force, `{seq: hash}` (None if there is no file), or a problem.
-        A `restored N` line supersedes every earlier entry above N: that part of the chain was
-        replaced by the restored database."""
+    def read(self, floor: int = 0) -> tuple[dict[int, str] | None, str]:
+        """The anchored heads above `floor` still in force, `{seq: hash}` (None if there is no file),
+        or a problem. A `restored N` line supersedes every earlier entry above N: that part of the
+        chain was replaced by the restored database. A `rekeyed N` line supersedes every earlier entry:
+        the whole chain was re-keyed (`rekey_legacy`)."""
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -270,16 +277,18 @@ class Anchor:
             parts = line.split(" ")
             if len(parts) == 2 and parts[0].isdigit() and len(parts[1]) == 64:
                 seq = int(parts[0])
+                if seq <= floor:
+                    continue  # pruned from the chain: nothing left to compare it with
                 if heads.setdefault(seq, parts[1]) != parts[1]:
                     # One sequence number, two heads, and no restore between: the chain was forked.
                     return {}, f"链外锚点中第 {seq} 条有两个不同的链头（审计链被改写过）"
-            elif len(parts) == 5 and parts[0] == "restored" and parts[1].isdigit():
+            elif len(parts) == 5 and parts[0] in ("restored", "rekeyed") and parts[1].isdigit():
                 body = " ".join(parts[:4])
                 if not hmac.compare_digest(parts[4], self._mac(body)):
                     return {}, "链外锚点的恢复记录无效"
                 seq = int(parts[1])
-                heads = {s: h for s, h in heads.items() if s <= seq}
-                if seq > 0:
+                heads = {s: h for s, h in heads.items() if s <= seq and parts[0] == "restored"}
+                if seq > floor:
                     heads[seq] = parts[2]
             else:
                 return {}, "链外锚点文件损坏"
@@ -288,15 +297,19 @@ class Anchor:
 
 @event.listens_for(Session, "after_commit")
 def _anchor_head(session: Session) -> None:
-    head: tuple[int, str] | None = session.info.pop(_ANCHOR_NEXT, None)
+    head: tuple[str, int, str] | None = session.info.pop(_ANCHOR_NEXT, None)
     if head is None:
         return
+    kind, seq, digest = head
     try:
-        _anchor(session).append(*head)
+        if kind == "head":
+            _anchor(session).append(seq, digest)
+        else:
+            _anchor(session).append_restored(seq, digest, utcnow(), kind)
     except OSError as exc:
         # The events are committed; failing the request now would not undo them. The next commit
         # anchors a later head, and verification reports the gap only if the tail is then removed.
-        _log.error("audit_anchor_write_failed", seq=head[0], error_type=type(exc).__name__)
+        _log.error("audit_anchor_write_failed", seq=seq, error_type=type(exc).__name__)
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -360,6 +373,80 @@ class VerifyResult:
     reason: str = ""
 
 
+class LegacyChainBroken(Exception):
+    """`rekey_legacy` found an event that neither digest accounts for: nothing was re-keyed."""
+
+    def __init__(self, seq: int | None, reason: str) -> None:
+        super().__init__(reason)
+        self.seq, self.reason = seq, reason
+
+
+def rekey_legacy(session: Session, batch: int = 5000) -> int:
+    """Re-chain under the key a log begun before the chain was keyed (its events hashed with plain
+    SHA-256, later ones keyed on top of them), once, when upgrading: `verify-audit --rekey-legacy`.
+
+    Every event must carry either its plain digest or its keyed one, with unbroken links, and agree
+    with any anchored head; otherwise nothing changes (`LegacyChainBroken`). The events written before
+    the upgrade are then only as trustworthy as plain SHA-256 was; from here on they are keyed too.
+    The head stays locked while this runs, and a `rekeyed` line in the anchor records it. Returns the
+    number of events re-keyed."""
+    key = _key(session)
+    if session.execute(_ADVANCE, {"n": 0}).first() is None:  # locks the head, like any writer
+        return 0
+    head = session.get(AuditHead, 1)
+    assert head is not None
+    anchored, problem = _anchor(session).read(floor=head.pruned_through)
+    if problem:
+        raise LegacyChainBroken(None, problem)
+    old_prev: str | None = None
+    new_prev: str | None = None
+    last, count = head.pruned_through, 0
+    while rows := list(
+        session.scalars(select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch))
+    ):
+        updates = []
+        for e in rows:
+            fields = _field_list(e.fields)
+            if e.seq != last + 1 or fields is None or (old_prev is not None and e.prev_hash != old_prev):
+                raise LegacyChainBroken(e.seq, "事件缺失或链接断开")
+            content = (
+                e.seq,
+                e.at,
+                e.actor_type,
+                e.actor_id,
+                e.subject_id,
+                e.action,
+                fields,
+                e.purpose,
+                e.request_id,
+            )
+            if e.hash not in (_legacy_digest(e.prev_hash, *content), _digest(key, e.prev_hash, *content)):
+                raise LegacyChainBroken(e.seq, "事件内容被篡改")
+            if anchored and anchored.get(e.seq, e.hash) != e.hash:
+                raise LegacyChainBroken(e.seq, "与链外锚点不符（事件被改写）")
+            new_prev = new_prev or e.prev_hash  # the first link is kept: its event may have been pruned
+            digest = _digest(key, new_prev, *content)
+            updates.append({"q": e.seq, "p": new_prev, "h": digest})
+            old_prev, new_prev, last = e.hash, digest, e.seq
+        session.execute(_REKEY_EVENT, updates)
+        count += len(updates)
+    if head.seq != last or (count and head.hash != old_prev) or max(anchored or {0: ""}) > head.seq:
+        raise LegacyChainBroken(head.seq, "链尾与记录不一致（末尾事件被删除）")
+    if count:
+        session.execute(_SET_HASH, {"hash": new_prev})
+        session.info[_ANCHOR_NEXT] = ("rekeyed", last, new_prev)
+    session.expire_all()
+    return count
+
+
+_EVENTS = table(AuditEvent)
+_REKEY_EVENT = (
+    update(_EVENTS)
+    .where(_EVENTS.c.seq == bindparam("q"))
+    .values(prev_hash=bindparam("p"), hash=bindparam("h"))
+)
+
+
 def _field_list(value: object) -> list[str] | None:
     """`fields` as stored, if it is what `record` writes (a list of names); None otherwise. The digest
     covers the stored value as it is: coercing it (`list(value or [])`) made `null` pass for `[]` and a
@@ -378,7 +465,8 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
     is understood, or after a restore from backup, `mark_restored` (`verify-audit --record-restore`)
     declares the new end of the chain."""
     key = _key(session)
-    anchored, problem = _anchor(session).read()
+    start = session.get(AuditHead, 1)
+    anchored, problem = _anchor(session).read(floor=start.pruned_through if start is not None else 0)
     if problem:
         return VerifyResult(False, 0, None, problem)
     prev: str | None = None
