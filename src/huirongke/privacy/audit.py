@@ -57,7 +57,7 @@ def _digest(
     request_id: str | None,
 ) -> str:
     payload = _payload(seq, at, actor_type, actor_id, subject_id, action, fields, purpose, request_id)
-    return hmac.new(key, (prev + payload).encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, (prev + payload).encode(), "sha256").hex()  # the one-shot C path
 
 
 def _payload(*content: Any) -> str:
