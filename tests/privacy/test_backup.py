@@ -203,6 +203,18 @@ def test_a_restore_by_hand_is_replayed_before_the_service_answers(client, ctx, t
         assert_gone(restored_client, restored, subj)
 
 
+def test_erasures_made_before_the_ledger_existed_are_recorded_at_start(client, ctx, tmp_path, target):
+    subj = make_subject(client, ctx)
+    backup.create(ctx.settings, tmp_path / "b")
+    erase_through_the_api(client, ctx, subj.token, subj.me["id"])
+    ledger.ledger_path(ctx.settings.data_dir).unlink()  # erased by a version without the ledger
+    replay.on_startup(ctx)  # what the app runs before it answers
+    assert [e.user_id for e in ledger.entries(ctx.settings.data_dir)] == [subj.me["id"]]
+    result = backup.restore(target, tmp_path / "b", ctx.settings.data_dir / "keys")
+    assert result.replayed == 1
+    assert stored_state(target, subj.me["id"]) == ("erased", False)
+
+
 def test_a_replay_that_crashed_is_finished_by_starting_the_service(client, ctx, tmp_path, target, opened):
     subj = make_subject(client, ctx)
     backup.create(ctx.settings, tmp_path / "b")

@@ -79,6 +79,12 @@ def position(data_dir: Path) -> int:
 
 def record(data_dir: Path, user_id: str, cancellation_id: str | None) -> bool:
     """Append the subject unless it is already there; durable on return. True if appended."""
+    return bool(record_many(data_dir, [(user_id, cancellation_id, utcnow())]))
+
+
+def record_many(data_dir: Path, items: list[tuple[str, str | None, datetime]]) -> int:
+    """Append every (user id, cancellation id, time) whose subject is not there yet, under one lock
+    and one fsync; returns how many were appended."""
     path = ledger_path(data_dir)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     created = not path.exists()
@@ -88,16 +94,16 @@ def record(data_dir: Path, user_id: str, cancellation_id: str | None) -> bool:
         with os.fdopen(os.dup(fd), "rb") as f:
             f.seek(0)
             known = {e.user_id for e in _parse(f.read().splitlines())}
-        if user_id in known:
-            return False
-        line = {
-            "v": FORMAT,
-            "user_id": user_id,
-            "cancellation_id": cancellation_id,
-            "at": utcnow().isoformat(),
-        }
-        os.write(fd, (json.dumps(line, separators=(",", ":")) + "\n").encode())
-        os.fsync(fd)
+        lines = []
+        for user_id, cancellation_id, at in items:
+            if user_id in known:
+                continue
+            known.add(user_id)
+            doc = {"v": FORMAT, "user_id": user_id, "cancellation_id": cancellation_id, "at": at.isoformat()}
+            lines.append(json.dumps(doc, separators=(",", ":")) + "\n")
+        if lines:
+            os.write(fd, "".join(lines).encode())
+            os.fsync(fd)
     finally:
         os.close(fd)
     if created:
@@ -106,4 +112,4 @@ def record(data_dir: Path, user_id: str, cancellation_id: str | None) -> bool:
             os.fsync(dir_fd)  # the new file's name is durable too
         finally:
             os.close(dir_fd)
-    return True
+    return len(lines)

@@ -68,10 +68,28 @@ def replay(
 
 
 def on_startup(ctx: AppContext) -> None:
-    """Called by the app before it answers: replay what the database does not reflect."""
+    """Called by the app before it answers: complete the ledger, then replay what the database does
+    not reflect."""
+    added = backfill(ctx)
+    if added:
+        log.warning("erasure_ledger_backfilled", count=added)
     count = replay(ctx)
     if count:
         log.warning("erasures_replayed_at_startup", count=count)
+
+
+def backfill(ctx: AppContext) -> int:
+    """Record every erasure the database shows as finished but the ledger lacks (erasures made before
+    the ledger existed, or with another keys dir), so that from now on no restore brings them back."""
+    with ctx.db.session(write=False) as s:
+        done = s.execute(
+            select(AccountCancellation.user_id, AccountCancellation.id, AccountCancellation.completed_at)
+            .where(AccountCancellation.status == "erased")
+            .order_by(AccountCancellation.completed_at)
+        ).all()
+    if not done:
+        return 0
+    return ledger.record_many(ctx.settings.data_dir, [(u, c, at or utcnow()) for u, c, at in done])
 
 
 def _cancellation_for(ctx: AppContext, entry: ledger.Entry) -> str | None:
