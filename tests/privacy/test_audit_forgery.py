@@ -316,3 +316,14 @@ def test_pruned_events_leave_their_anchors_behind(client, ctx, chain):
     with ctx.db.session() as s:
         assert audit.prune(s, keep_days=183) == chain
     assert verdict(ctx).ok
+
+
+def test_a_released_savepoint_anchors_nothing_before_the_commit(client, ctx, settings):
+    sign_up(client)
+    with ctx.db.session() as s:
+        before = anchor_file(settings).read_text()
+        with s.begin_nested():
+            audit.record(s, "test.inner", actor_type="system", actor_id="t", subject_id=None)
+        assert anchor_file(settings).read_text() == before
+    assert verdict(ctx).ok
+    assert anchor_file(settings).read_text().splitlines()[-1].startswith(f"{last_seq(ctx)} ")

@@ -223,7 +223,8 @@ def _anchor(session: Session) -> Anchor:
 
 class Anchor:
     """The chain head, outside the database: an append-only file of `seq hash` lines, one per commit
-    that advanced the chain, and MAC'd `restored …` lines where an operator restored the database.
+    that advanced the chain, and MAC'd `restored …` / `rekeyed …` lines where an operator restored the
+    database (`mark_restored`) or re-keyed a legacy log (`rekey_legacy`).
 
     Lines are appended with one `write` on an `O_APPEND` descriptor, so processes sharing the data dir
     interleave whole lines (not always in sequence order: verification does not need them sorted).
@@ -297,6 +298,8 @@ class Anchor:
 
 @event.listens_for(Session, "after_commit")
 def _anchor_head(session: Session) -> None:
+    if session.get_nested_transaction() is not None:  # a savepoint released: not yet committed
+        return
     head: tuple[str, int, str] | None = session.info.pop(_ANCHOR_NEXT, None)
     if head is None:
         return
