@@ -20,7 +20,7 @@ from huirongke.accounts.profile import review_real_name
 from huirongke.config import Settings
 from huirongke.kit import workdays
 from huirongke.privacy import assessments, cases, consent, registry, stores
-from huirongke.privacy.policy import policy_facts, render_policy
+from huirongke.privacy.policy import REPLY_DAYS, REPLY_WORKDAYS, policy_facts, render_policy
 from huirongke.privacy.purposes import PURPOSES
 
 CHANGED = {
@@ -119,6 +119,7 @@ def test_the_export_interval_and_download_validity_are_the_configured_ones(state
 
 def test_the_reply_periods_are_the_case_deadlines(stated):
     _, text = stated
+    assert (REPLY_DAYS, REPLY_WORKDAYS) == (cases.DEADLINE_DAYS, cases.DEADLINE_WORKDAYS)
     assert set(found(r"(\d+)天内给你答复", text)) == {str(cases.DEADLINE_DAYS)}
     assert set(found(r"(\d+)个工作日内", text)) == {str(cases.DEADLINE_WORKDAYS)}
     # and the deadline the code sets never falls after the promised number of calendar days

@@ -61,6 +61,10 @@ FACT_LABELS: dict[str, str] = {
 #: A change of these changes who is responsible for the data, or where disputes go: everyone must
 #: agree again. Any other change (contact details, periods the code keeps) is published as a notice.
 CONSENT_FACTS = frozenset({"company_name", "jurisdiction_city"})
+#: The policy's reply period (calendar days) and R05's (working days): `cases.reply_deadline` keeps
+#: the earlier of both (cases.DEADLINE_DAYS, DEADLINE_WORKDAYS; test_policy_claims checks they agree).
+REPLY_DAYS = 15
+REPLY_WORKDAYS = 15
 
 
 @dataclass(frozen=True)
@@ -76,12 +80,11 @@ class PolicyInfo:
 
 def policy_facts(settings: Settings) -> dict[str, Any]:
     """The values the policy states, taken from the settings and the code that keeps each promise."""
-    from huirongke.privacy import assessments, cases, consent, stores
-    from huirongke.privacy.registry import retention_delta
+    # Only modules that never import the application context back (tests/test_imports.py): the case
+    # deadlines and the log files' period are checked against `cases` and `stores` by
+    # tests/privacy/test_policy_claims.py instead.
+    from huirongke.privacy import assessments, consent
 
-    logs = next(s for s in stores.declared(settings) if s.key == "log_files")
-    log_period = retention_delta(logs.retention)
-    assert log_period is not None
     return {
         "company_name": settings.company_name,
         "company_address": settings.company_address,
@@ -92,10 +95,10 @@ def policy_facts(settings: Settings) -> dict[str, Any]:
         "sms_code_ttl_seconds": settings.sms_code_ttl_seconds,
         "sms_max_attempts": settings.sms_max_attempts,
         "ask_again_hours": int(consent.ASK_AGAIN_AFTER / timedelta(hours=1)),
-        "reply_days": cases.DEADLINE_DAYS,
-        "reply_workdays": cases.DEADLINE_WORKDAYS,
+        "reply_days": REPLY_DAYS,
+        "reply_workdays": REPLY_WORKDAYS,
         "audit_retention_days": settings.audit_retention_days,
-        "log_retention_days": log_period.days,
+        "log_retention_days": settings.log_retention_days,
         "backup_retention_days": settings.backup_retention_days,
         "export_interval_hours": settings.export_interval_hours,
         "export_ttl_hours": settings.export_ttl_hours,
