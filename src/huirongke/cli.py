@@ -378,12 +378,14 @@ def backup_prune(root: Path = typer.Argument(..., help="the folder holding one f
     """Delete the backups under ROOT older than HRK_BACKUP_RETENTION_DAYS (run it from cron)."""
     from huirongke.privacy.backup import BackupError, prune
 
-    days = get_settings().backup_retention_days
+    settings = get_settings()
+    days = settings.backup_retention_days
     try:
-        removed = prune(root, days, typer.echo)
+        removed = prune(root, days, settings.data_dir / "keys", typer.echo)
     except BackupError as exc:
         raise _backup_failed(exc) from None
     typer.echo(f"已删除 {len(removed)} 个超过 {days} 天的备份")
+
 
 assessments_app = typer.Typer(
     help="Impact assessments (R11): list them, or seed the missing ones.", invoke_without_command=True

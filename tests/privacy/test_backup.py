@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sqlite3
 import stat
 import uuid
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from huirongke.app import create_app
 from huirongke.config import Settings, get_settings
 from huirongke.context import AppContext, build_context
 from huirongke.kit.clock import clock
-from huirongke.privacy import audit, backup, ledger, replay
+from huirongke.privacy import audit, backup, backup_keys, ledger, replay
 from huirongke.privacy.backup import BackupError
 from huirongke.privacy.models import AccountCancellation
 from huirongke.privacy.residue import _needles, phone_forms, scan_file
@@ -137,6 +138,10 @@ def test_a_backup_taken_before_an_erasure_restores_without_the_erased_user(
     assert taken["ledger_position"] == 0
     erase_through_the_api(client, ctx, subj.token, user_id)
     assert [e.user_id for e in ledger.entries(ctx.settings.data_dir)] == [user_id]
+    # The backup's own copy of the user's data key went with the erasure: the backup holds none,
+    # and its key file in keys/ keeps the bystander's key only.
+    kept = backup_keys.read(ctx.settings.data_dir / "keys", taken["backup_id"])
+    assert kept is not None and [k[0] for k in kept] == [subj.other["id"]]
 
     result = backup.restore(target, tmp_path / "backups" / "b1", ctx.settings.data_dir / "keys")
     assert result.replayed == 1
@@ -185,9 +190,9 @@ def test_a_backup_taken_after_the_erasure_restores_cleanly(
 
 
 def test_a_restore_by_hand_is_replayed_before_the_service_answers(client, ctx, tmp_path, target, opened):
-    """Files copied into place without `backup restore`: the service replays the ledger at start."""
+    """Every step of a restore done by hand except the replay: the service replays the ledger at start."""
     subj = make_subject(client, ctx)
-    backup.create(ctx.settings, tmp_path / "b")
+    taken = backup.create(ctx.settings, tmp_path / "b")
     erase_through_the_api(client, ctx, subj.token, subj.me["id"])
     shutil.copytree(ctx.settings.data_dir / "keys", target.data_dir / "keys")
     shutil.copytree(tmp_path / "b" / "media", target.media_dir)
@@ -197,7 +202,8 @@ def test_a_restore_by_hand_is_replayed_before_the_service_answers(client, ctx, t
         tmp_path / "b" / (backup.SQLITE_FILE if target.is_sqlite else backup.PG_FILE),
         target.resolved_database_url,
     )
-    assert stored_state(target, subj.me["id"]) == ("active", True), "the copy brought the user back"
+    backup._reattach(target, backup_keys.read(target.data_dir / "keys", taken["backup_id"]) or [])
+    assert stored_state(target, subj.me["id"]) == ("active", False), "the copy brought the user back"
     restored, restored_client = open_restored(target, opened)
     with restored_client:  # the app's start replays the ledger before the first request
         assert_gone(restored_client, restored, subj)
@@ -224,7 +230,7 @@ def test_a_replay_that_crashed_is_finished_by_starting_the_service(client, ctx, 
         backup.restore(target, tmp_path / "b", keys, fail=fail_at("media"))
     with pytest.raises(BackupError, match="backup replay"):
         backup.restore(target, tmp_path / "b", keys)
-    assert stored_state(target, subj.me["id"]) == ("erasing", True)
+    assert stored_state(target, subj.me["id"]) == ("erasing", False)
     restored, restored_client = open_restored(target, opened)
     with restored_client:
         assert_gone(restored_client, restored, subj)
@@ -255,7 +261,7 @@ def test_a_replay_that_crashed_is_finished_by_backup_replay(
 def test_a_backup_holds_no_keys_and_only_private_files(client, ctx, tmp_path):
     subj = make_subject(client, ctx, other=False)
     erase_through_the_api(client, ctx, subj.token, subj.me["id"])
-    token, _ = sign_up(client, OTHER_PHONE)  # someone with an avatar, still here
+    token, other = sign_up(client, OTHER_PHONE)  # someone with an avatar, still here
     from privacy_support import upload_avatar
 
     media = upload_avatar(client, token)
@@ -267,6 +273,11 @@ def test_a_backup_holds_no_keys_and_only_private_files(client, ctx, tmp_path):
     assert manifest["database"] == ("sqlite" if ctx.settings.is_sqlite else "postgresql")
     assert manifest["ledger_position"] == 1
     assert manifest["schema_revision"]
+    if ctx.settings.is_sqlite:  # the database copy holds no data key: they are in keys/backup-keys/
+        with sqlite3.connect(dest / backup.SQLITE_FILE) as conn:
+            assert conn.execute("SELECT count(*) FROM data_keys").fetchone() == (0,)
+    kept = backup_keys.read(ctx.settings.data_dir / "keys", manifest["backup_id"])
+    assert kept is not None and [k[0] for k in kept] == [other["id"]]
     on_disk = {p.relative_to(dest).as_posix() for p in every_file(dest)}
     assert on_disk == listed | {backup.MANIFEST}
     assert not any("master.key" in p or "ledger" in p or p.startswith("keys") for p in on_disk)
@@ -374,6 +385,15 @@ def test_a_changed_manifest_fails_its_seal(client, ctx, tmp_path, target):
     assert not target.data_dir.exists()
 
 
+def test_restore_refuses_a_backup_whose_key_file_is_gone(client, ctx, tmp_path, target):
+    sign_up(client)
+    taken = backup.create(ctx.settings, tmp_path / "b")
+    backup_keys.path_for(ctx.settings.data_dir / "keys", taken["backup_id"]).unlink()
+    with pytest.raises(BackupError, match="没有这份备份的数据密钥文件"):
+        backup.restore(target, tmp_path / "b", ctx.settings.data_dir / "keys")
+    assert not target.data_dir.exists()
+
+
 def test_create_refuses_a_folder_that_is_not_empty(client, ctx, tmp_path):
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "x").write_text("x")
@@ -394,11 +414,13 @@ def test_prune_deletes_backups_older_than_the_setting(client, ctx, tmp_path, mon
     (root / "unfinished-old" / backup.UNFINISHED).write_text(clock_now().isoformat())
     (root / "not-a-backup").mkdir()
     clock.advance(timedelta(days=8))
-    backup.create(ctx.settings, root / "new")
+    new = backup.create(ctx.settings, root / "new")
     monkeypatch.setenv("HRK_BACKUP_RETENTION_DAYS", "7")
     out = cli(monkeypatch, ctx.settings, "backup", "prune", str(root))
     assert out.exit_code == 0, out.output
     assert sorted(p.name for p in root.iterdir()) == ["new", "not-a-backup"]
+    key_files = sorted(p.name for p in (ctx.settings.data_dir / "keys" / backup_keys.FOLDER).iterdir())
+    assert key_files == [f"{new['backup_id']}.jsonl"]
     assert "已删除 2 个超过 7 天的备份" in out.output
 
 

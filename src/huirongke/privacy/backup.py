@@ -22,19 +22,22 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, insert, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from huirongke.config import Settings
 from huirongke.kit.clock import utcnow
 from huirongke.kit.crypto import KeyRing
-from huirongke.privacy import ledger
+from huirongke.kit.db import table
+from huirongke.privacy import backup_keys, ledger
+from huirongke.privacy.models import DataKey
 
 FORMAT = "huirongke-backup"
 VERSION = 1
@@ -166,7 +169,33 @@ def _schema_revision(url: str) -> str | None:
         engine.dispose()
 
 
-def _dump_database(url: str, dest: Path) -> str:
+def _read_keys(url: str) -> list[backup_keys.Row]:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            keys = table(DataKey)
+            rows = conn.execute(select(keys.c.subject_id, keys.c.wrapped_key, keys.c.created_at)).all()
+    finally:
+        engine.dispose()
+    return [(r[0], bytes(r[1]), r[2]) for r in rows]
+
+
+def _take_keys_out(copy: Path) -> list[backup_keys.Row]:
+    """Read the data keys out of a SQLite copy, then delete them from it and rewrite it, so the
+    copy's file keeps no trace of them."""
+    rows = _read_keys(f"sqlite:///{copy}")
+    conn = sqlite3.connect(copy, isolation_level=None)
+    try:
+        conn.execute("PRAGMA secure_delete=ON")
+        conn.execute("DELETE FROM data_keys")
+        conn.execute("VACUUM")
+    finally:
+        conn.close()
+    return rows
+
+
+def _dump_database(url: str, dest: Path) -> tuple[str, list[backup_keys.Row]]:
+    """The database copy (its data keys left out) and the data keys."""
     kind = database_kind(url)
     if kind == "sqlite":
         source = _sqlite_path(url)
@@ -181,7 +210,7 @@ def _dump_database(url: str, dest: Path) -> str:
         finally:
             conn.close()
         out.chmod(0o600)
-        return SQLITE_FILE
+        return SQLITE_FILE, _take_keys_out(out)
     uri, env = _libpq(url)
     out = dest / PG_FILE
     _run(
@@ -190,6 +219,7 @@ def _dump_database(url: str, dest: Path) -> str:
             "--format=custom",
             "--no-owner",
             "--no-privileges",
+            "--exclude-table-data=data_keys",  # kept in keys/backup-keys/ instead
             "--file",
             str(out),
             "--dbname",
@@ -199,7 +229,7 @@ def _dump_database(url: str, dest: Path) -> str:
         "pg_dump ",
     )
     out.chmod(0o600)
-    return PG_FILE
+    return PG_FILE, _read_keys(url)
 
 
 def _database_is_empty(url: str) -> bool:
@@ -309,8 +339,11 @@ def create(settings: Settings, dest: Path, say: Say = _quiet) -> dict[str, Any]:
     position = ledger.position(settings.data_dir)
 
     say(f"1/4 数据库快照（{kind}）…")
-    db_file = _dump_database(url, dest)
+    db_file, keys = _dump_database(url, dest)
     revision = _schema_revision(url)
+    backup_id = uuid.uuid4().hex
+    kept = backup_keys.write(settings.data_dir, backup_id, created_at, keys)
+    say(f"  数据密钥 {kept} 个已存入 keys/{backup_keys.FOLDER}/（不在备份中）")
 
     media = _media_files(settings.media_dir)
     say(f"2/4 复制媒体文件：{len(media)} 个…")
@@ -336,6 +369,7 @@ def create(settings: Settings, dest: Path, say: Say = _quiet) -> dict[str, Any]:
         "format": FORMAT,
         "version": VERSION,
         "created_at": created_at.isoformat(),
+        "backup_id": backup_id,
         "database": kind,
         "schema_revision": revision,
         "ledger_position": position,
@@ -382,6 +416,12 @@ def restore(
     kind = database_kind(url)
     if manifest["database"] != kind:
         raise BackupError(f"备份来自 {manifest['database']} 数据库，目标却是 {kind}")
+    keys = backup_keys.read(keys_dir, str(manifest["backup_id"]))
+    if keys is None:
+        raise BackupError(
+            f"钥匙目录中没有这份备份的数据密钥文件 {backup_keys.FOLDER}/{manifest['backup_id']}.jsonl："
+            "备份已被清理，或钥匙目录不是当前的"
+        )
 
     say("2/6 放入钥匙目录…")
     _private_dir(data_dir)
@@ -403,7 +443,7 @@ def restore(
     from huirongke.migrate import upgrade
 
     upgrade(url)
-    _declare_restore(settings)
+    _reattach(settings, keys)
 
     later = len(ledger.entries(data_dir)) - int(manifest["ledger_position"])
     say(f"6/6 重放注销（备份之后新增 {max(later, 0)} 条注销记录）…")
@@ -412,9 +452,11 @@ def restore(
     return RestoreResult(files=len(manifest["files"]), replayed=replayed, orphans_removed=orphans)
 
 
-def _declare_restore(settings: Settings) -> None:
+def _reattach(settings: Settings, keys: list[backup_keys.Row]) -> None:
     """Tell the audit anchor (in keys/) that the chain now ends at the restored head, before the replay
-    writes new events: heads anchored after the backup belong to the replaced timeline."""
+    writes new events (heads anchored after the backup belong to the replaced timeline); then put back
+    the data keys the backup's key file still holds, for the subjects the restored database knows."""
+    from huirongke.accounts.models import User
     from huirongke.context import build_context
     from huirongke.privacy import audit
 
@@ -422,6 +464,11 @@ def _declare_restore(settings: Settings) -> None:
     try:
         with ctx.db.session() as session:
             audit.mark_restored(session)
+        with ctx.db.session() as session:
+            users = set(session.scalars(select(User.id)))
+            rows = [{"subject_id": s, "wrapped_key": k, "created_at": t} for s, k, t in keys if s in users]
+            if rows:
+                session.execute(insert(table(DataKey)), rows)
     finally:
         ctx.db.dispose()
 
@@ -485,12 +532,15 @@ def backup_time(folder: Path) -> datetime | None:
     return None
 
 
-def prune(root: Path, days: int, say: Say = _quiet) -> list[Path]:
+def prune(root: Path, days: int, keys_dir: Path, say: Say = _quiet) -> list[Path]:
     """Delete the backups under `root` (folders with a backup manifest, or unfinished ones) taken more
-    than `days` days ago. Other folders and files are left alone."""
+    than `days` days ago, and the key files in `keys_dir` of every backup that old, wherever it is.
+    Other folders and files are left alone."""
     if not root.is_dir():
         raise BackupError(f"备份根目录不存在：{root}")
     cutoff = utcnow() - timedelta(days=days)
+    for backup_id in backup_keys.prune(keys_dir, cutoff):
+        say(f"已删除过期备份的数据密钥文件：{backup_id}")
     removed = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
         taken = backup_time(folder)

@@ -19,11 +19,14 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from huirongke.kit.clock import utcnow
+from huirongke.privacy import backup_keys
 
 LEDGER_NAME = "erasure-ledger.jsonl"
 FORMAT = 1
@@ -78,13 +81,49 @@ def position(data_dir: Path) -> int:
 
 
 def record(data_dir: Path, user_id: str, cancellation_id: str | None) -> bool:
-    """Append the subject unless it is already there; durable on return. True if appended."""
-    return bool(record_many(data_dir, [(user_id, cancellation_id, utcnow())]))
+    """Append the subject unless it is already there, and drop its data key from every backup's key
+    file (`privacy.backup_keys`); durable on return. True if appended."""
+    with locked(data_dir) as ledger:
+        appended = ledger.append([(user_id, cancellation_id, utcnow())])
+        backup_keys.forget(data_dir / "keys", {user_id})  # also when recorded before: a crash between
+    return bool(appended)
 
 
 def record_many(data_dir: Path, items: list[tuple[str, str | None, datetime]]) -> int:
     """Append every (user id, cancellation id, time) whose subject is not there yet, under one lock
-    and one fsync; returns how many were appended."""
+    and one fsync, and drop their keys from the backups' key files; returns how many were appended."""
+    with locked(data_dir) as ledger:
+        appended = ledger.append(items)
+        backup_keys.forget(data_dir / "keys", set(appended))
+    return len(appended)
+
+
+class Locked:
+    """The ledger held under its exclusive lock: what it holds, and appending to it."""
+
+    def __init__(self, fd: int, known: set[str]) -> None:
+        self._fd = fd
+        self.known = known
+
+    def append(self, items: list[tuple[str, str | None, datetime]]) -> list[str]:
+        lines, appended = [], []
+        for user_id, cancellation_id, at in items:
+            if user_id in self.known:
+                continue
+            self.known.add(user_id)
+            appended.append(user_id)
+            doc = {"v": FORMAT, "user_id": user_id, "cancellation_id": cancellation_id, "at": at.isoformat()}
+            lines.append(json.dumps(doc, separators=(",", ":")) + "\n")
+        if lines:
+            os.write(self._fd, "".join(lines).encode())
+            os.fsync(self._fd)
+        return appended
+
+
+@contextmanager
+def locked(data_dir: Path) -> Iterator[Locked]:
+    """Hold the ledger's exclusive lock (creating it empty if needed): erasures being recorded and a
+    backup writing its key file then never interleave."""
     path = ledger_path(data_dir)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     created = not path.exists()
@@ -94,22 +133,12 @@ def record_many(data_dir: Path, items: list[tuple[str, str | None, datetime]]) -
         with os.fdopen(os.dup(fd), "rb") as f:
             f.seek(0)
             known = {e.user_id for e in _parse(f.read().splitlines())}
-        lines = []
-        for user_id, cancellation_id, at in items:
-            if user_id in known:
-                continue
-            known.add(user_id)
-            doc = {"v": FORMAT, "user_id": user_id, "cancellation_id": cancellation_id, "at": at.isoformat()}
-            lines.append(json.dumps(doc, separators=(",", ":")) + "\n")
-        if lines:
-            os.write(fd, "".join(lines).encode())
-            os.fsync(fd)
+        if created:
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)  # the new file's name is durable too
+            finally:
+                os.close(dir_fd)
+        yield Locked(fd, known)
     finally:
         os.close(fd)
-    if created:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the new file's name is durable too
-        finally:
-            os.close(dir_fd)
-    return len(lines)
