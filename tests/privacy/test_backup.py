@@ -286,19 +286,38 @@ def test_a_backup_holds_no_keys_and_only_private_files(client, ctx, tmp_path):
         assert mode == (0o700 if p.is_dir() else 0o600), (p, oct(mode))
 
 
-def test_restore_deletes_media_no_restored_row_names(client, ctx, tmp_path, target):
-    """A file written while the snapshot was taken (an upload whose row came later, or never) has no
-    owner in the restored database, so no erasure could ever reach it: it goes."""
+def test_media_are_sealed_under_their_owners_keys_and_only_owned_files_come_back(
+    client, ctx, tmp_path, target
+):
     from privacy_support import upload_avatar
 
-    token, _ = sign_up(client)
+    token, user = sign_up(client)
     kept = upload_avatar(client, token)["url"].removeprefix("/media/")
+    original = ctx.storage.get(kept)
     ctx.storage.put("avatars/zz/orphan.png", b"an upload without a row")
-    backup.create(ctx.settings, tmp_path / "b")
+    manifest = backup.create(ctx.settings, tmp_path / "b")
+    media = [f for f in manifest["files"] if f["path"].startswith("media/")]
+    assert media == [{**media[0], "path": f"media/{kept}", "owner": user["id"]}]
+    sealed = (tmp_path / "b" / "media" / kept).read_bytes()
+    assert original not in sealed and not sealed.startswith(b"\x89PNG")
     result = backup.restore(target, tmp_path / "b", ctx.settings.data_dir / "keys")
-    assert result.orphans_removed == 1
-    assert (target.media_dir / kept).is_file()
+    assert (target.media_dir / kept).read_bytes() == original
     assert not (target.media_dir / "avatars/zz/orphan.png").exists()
+    assert result.orphans_removed == 0
+
+
+def test_an_interrupted_restore_deletes_media_no_restored_row_names(client, ctx, tmp_path, target):
+    """Whatever lies in the media folder of a restore that is being finished, and no restored row
+    names (an upload after the snapshot), goes: no erasure could ever reach it."""
+    sign_up(client)
+    backup.create(ctx.settings, tmp_path / "b")
+    backup.restore(target, tmp_path / "b", ctx.settings.data_dir / "keys")
+    (target.data_dir / backup.UNFINISHED).write_text("interrupted")
+    stray = target.media_dir / "avatars" / "zz" / "stray.png"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"an upload without a row")
+    assert backup.finish(target) == (0, 1)
+    assert not stray.exists()
 
 
 def test_the_ledger_holds_no_personal_data_and_is_written_before_the_first_step(client, ctx):

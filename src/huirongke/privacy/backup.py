@@ -1,7 +1,9 @@
 """Backups that forget: create, verify, restore and prune.
 
 A backup is a folder holding a consistent copy of the database (SQLite: `VACUUM INTO`, which reads
-one snapshot while the service runs; PostgreSQL: `pg_dump`, one snapshot too), the media files, and
+one snapshot while the service runs; PostgreSQL: `pg_dump`, one snapshot too) without its data keys
+(those go to `keys/backup-keys/`, see `privacy.backup_keys`), the media files that a row names, each
+sealed under its owner's data key (so an erased owner's files cannot be opened either), and
 `manifest.json`: format version, time, database kind, schema revision, the erasure ledger's length
 at backup time, and every file with its size and SHA-256. The manifest is sealed with a MAC under the
 master key, so a restore notices a changed manifest as well as a changed file. `keys/` (master key
@@ -34,7 +36,7 @@ from sqlalchemy.engine import make_url
 
 from huirongke.config import Settings
 from huirongke.kit.clock import utcnow
-from huirongke.kit.crypto import KeyRing
+from huirongke.kit.crypto import FieldCipher, KeyRing
 from huirongke.kit.db import table
 from huirongke.privacy import backup_keys, ledger
 from huirongke.privacy.models import DataKey
@@ -90,6 +92,15 @@ def _copy_private(src: Path, dst: Path) -> None:
         shutil.copyfileobj(fin, fout, _BUF)
         fout.flush()
         os.fsync(fout.fileno())
+
+
+def _write_new_private(path: Path, data: bytes) -> None:
+    _private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -178,6 +189,28 @@ def _read_keys(url: str) -> list[backup_keys.Row]:
     finally:
         engine.dispose()
     return [(r[0], bytes(r[1]), r[2]) for r in rows]
+
+
+def _file_owners(url: str) -> dict[str, str]:
+    """storage key → the user id of the row naming it, for every file column the data map declares."""
+    from huirongke.privacy import registry
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    out: dict[str, str] = {}
+    try:
+        with engine.connect() as conn:
+            for t in registry.personal_tables():
+                if t.link.via != "user_id" or not t.link.column:
+                    continue
+                for c in t.columns:
+                    if c.cls.category.endswith(".file"):
+                        q = select(t.table.c[c.name], t.table.c[t.link.column]).where(
+                            t.table.c[c.name].is_not(None)
+                        )
+                        out.update({str(k): str(u) for k, u in conn.execute(q)})
+    finally:
+        engine.dispose()
+    return out
 
 
 def _take_keys_out(copy: Path) -> list[backup_keys.Row]:
@@ -346,23 +379,31 @@ def create(settings: Settings, dest: Path, say: Say = _quiet) -> dict[str, Any]:
     say(f"  数据密钥 {kept} 个已存入 keys/{backup_keys.FOLDER}/（不在备份中）")
 
     media = _media_files(settings.media_dir)
-    say(f"2/4 复制媒体文件：{len(media)} 个…")
-    copied: list[str] = []
+    say(f"2/4 加密复制媒体文件：{len(media)} 个…")
+    owners = _file_owners(url)
+    wrapped = {subject: key for subject, key, _ in keys}
+    copied: list[tuple[str, str]] = []
     for n, path in enumerate(media, start=1):
         rel = path.relative_to(settings.media_dir).as_posix()
+        owner = owners.get(rel)
+        if owner is None or owner not in wrapped:
+            continue  # no row names it, or its owner is being erased: no restore could use it
         try:
-            _copy_private(path, dest / MEDIA / rel)
+            data = path.read_bytes()
         except FileNotFoundError:
             continue  # deleted since it was listed (e.g. by an erasure): not in this backup
-        copied.append(f"{MEDIA}/{rel}")
+        cipher = FieldCipher(ring.unwrap(wrapped[owner], owner), owner)
+        _write_new_private(dest / MEDIA / rel, cipher.seal_bytes(f"backup-media:{rel}", data))
+        copied.append((f"{MEDIA}/{rel}", owner))
         if n % 500 == 0:
             say(f"  已复制 {n}/{len(media)}")
 
     say("3/4 计算校验和…")
-    files = []
-    for rel in [db_file, *copied]:
+    files: list[dict[str, Any]] = []
+    for rel, owner in [(db_file, None), *copied]:
         path = dest / rel
-        files.append({"path": rel, "size": path.stat().st_size, "sha256": _sha256(path)})
+        item = {"path": rel, "size": path.stat().st_size, "sha256": _sha256(path)}
+        files.append(item if owner is None else {**item, "owner": owner})
 
     say("4/4 写入清单…")
     body: dict[str, Any] = {
@@ -435,9 +476,14 @@ def restore(
 
     media = [f for f in manifest["files"] if str(f["path"]).startswith(MEDIA + "/")]
     say(f"4/6 恢复媒体文件：{len(media)} 个…")
+    wrapped = {subject: key for subject, key, _ in keys}
     for item in media:
-        rel = str(item["path"]).removeprefix(MEDIA + "/")
-        _copy_private(src / item["path"], settings.media_dir / rel)
+        rel, owner = str(item["path"]).removeprefix(MEDIA + "/"), str(item["owner"])
+        if owner not in wrapped:
+            continue  # its owner was erased: the key is gone, and so is the file
+        cipher = FieldCipher(ring.unwrap(wrapped[owner], owner), owner)
+        data = cipher.open_bytes(f"backup-media:{rel}", (src / item["path"]).read_bytes())
+        _write_new_private(settings.media_dir / rel, data)
 
     say("5/6 升级数据库结构，并在审计锚点中记录这次恢复…")
     from huirongke.migrate import upgrade
