@@ -29,6 +29,7 @@ lint: bootstrap
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run python -m huirongke.checks
+	$(UV) run python -m huirongke.kit.workdays  # warns of a year without holiday data; fails on a malformed file
 
 fmt: bootstrap
 	$(UV) run ruff format .

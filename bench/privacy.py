@@ -99,7 +99,7 @@ AUDIT_ACTIONS = [
     "media.uploaded",
 ]
 AUDIT_FIELDS = [
-    '["users.nickname"]',
+    '["users.nickname_enc"]',
     '["auth_sessions.login_ip","devices.model"]',
     "[]",
     '["media.storage_key"]',
@@ -435,6 +435,17 @@ def fingerprint(ctx: Any, user_ids: list[str], bidxs: list[str]) -> dict[str, di
 # --- part 1: export and erasure of one subject ----------------------------------------------------------
 
 
+def seal_profile(ctx: Any, s: Any, user_id: str, fields: dict[str, Any]) -> None:
+    """The profile fields are sealed under the user's data key, as the profile service stores them."""
+    from huirongke.accounts import sealed_profile
+    from huirongke.accounts.models import User
+
+    row = s.get_one(User, user_id)
+    cipher = ctx.keys.cipher(s, user_id)
+    for name, value in fields.items():
+        sealed_profile.write(cipher, row, name, value)
+
+
 def seed_world(ctx: Any, rng: random.Random, run_no: int) -> dict[str, Any]:
     from huirongke.accounts.signin import _register
     from huirongke.kit.phone import normalize
@@ -446,14 +457,14 @@ def seed_world(ctx: Any, rng: random.Random, run_no: int) -> dict[str, Any]:
         ctx.policy.ensure_seeded(s, ctx.settings)
     with ctx.db.session() as s:
         user = _register(ctx, s, phone, ctx.phone_bidx(phone))
-        user.nickname = f"小王{marker}"[:40]
-        user.region, user.gender = "福建省厦门市", "male"
+        profile = {"nickname": f"小王{marker}"[:40], "region": "福建省厦门市", "gender": "male"}
+        seal_profile(ctx, s, user.id, profile)
         uid, bidx = user.id, user.phone_bidx
         others = []
         for i in range(OTHER_USERS):
             p = normalize(f"1370000{run_no % 10}{i:03d}")
             o = _register(ctx, s, p, ctx.phone_bidx(p))
-            o.nickname = f"同事{i}"
+            seal_profile(ctx, s, o.id, {"nickname": f"同事{i}"})
             others.append((o.id, o.phone_bidx, p))
     rows = build_rows(ctx, rng, uid, bidx, SUBJECT_ROWS, marker)
     insert_rows(ctx, rows)
@@ -884,7 +895,7 @@ def make_load_copy() -> Callable[..., Any]:
     `agreed` column dropped), consents=False the consent-states query; nothing else."""
     from sqlalchemy import update
 
-    from huirongke.accounts import identity
+    from huirongke.accounts import identity, sealed_profile
     from huirongke.accounts.models import AuthSession
     from huirongke.kit.clock import china_today, utcnow
     from huirongke.kit.errors import Unauthorized
@@ -915,13 +926,16 @@ def make_load_copy() -> Callable[..., Any]:
                 if consents
                 else None
             )
+            born = None
+            if row.birthday_enc is not None and row.guardian_consent_at is None:
+                born = sealed_profile.birthday(ctx.keys.cipher(session, row.user_id), row.birthday_enc)
         who = identity.Identity(
             user_id=row.user_id,
             session_id=row.id,
             session_expires_at=row.expires_at,
             policy_version=version,
             policy_agreed=bool(row.agreed) if gate else True,
-            restricted=identity.restricted_on(row.birthday, row.guardian_consent_at, china_today()),
+            restricted=identity.restricted_on(born, row.guardian_consent_at, china_today()),
             granted=granted,
         )
         if now - row.last_seen_at > identity.LAST_SEEN_EVERY:

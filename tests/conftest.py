@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 
 from huirongke.app import create_app
@@ -21,8 +22,8 @@ from huirongke.config import Settings
 from huirongke.context import AppContext, build_context
 from huirongke.kit.clock import clock
 from huirongke.migrate import upgrade
-from huirongke.privacy import changes
 from huirongke.models import Base
+from huirongke.privacy import changes
 
 PG_ADMIN_URL = os.environ.get("HRK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # One Redis database per xdist worker, so parallel workers never empty each other's keys.
@@ -30,6 +31,11 @@ _WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", … or None
 _REDIS_DB = 15 if _WORKER is None else 14 - int(_WORKER.removeprefix("gw"))
 REDIS_URL = os.environ.get("HRK_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{_REDIS_DB}")
 REQUIRE_SERVICES = os.environ.get("HRK_REQUIRE_SERVICES") == "1"
+
+# No timing in tests: Hypothesis' per-example deadline (200 ms) failed a property at 420 ms on a busy
+# machine. Every Hypothesis test runs without one.
+hypothesis_settings.register_profile("huirongke", deadline=None)
+hypothesis_settings.load_profile("huirongke")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

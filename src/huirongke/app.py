@@ -11,15 +11,19 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from huirongke import models  # noqa: F401  (registers every table)
+from huirongke import (
+    jobs_registry,  # noqa: F401  (the composition root registers every job)
+    models,  # noqa: F401  (registers every table)
+)
 from huirongke.accounts.routes import router as accounts_router
 from huirongke.config import Settings, get_settings
 from huirongke.context import AppContext, build_context
-from huirongke.kit.errors import AppError, install_error_handlers
+from huirongke.kit import workdays
+from huirongke.kit.errors import COMMON_ERROR_STATUSES, AppError, error_responses, install_error_handlers
 from huirongke.kit.logging import configure_logging
 from huirongke.kit.middleware import RequestContextMiddleware
 from huirongke.media.routes import router as media_router
-from huirongke.privacy import changes
+from huirongke.privacy import changes, replay
 from huirongke.privacy.case_routes import meta_router as case_meta_router
 from huirongke.privacy.case_routes import router as case_router
 from huirongke.privacy.guardian_routes import router as guardian_router
@@ -45,6 +49,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with ctx.db.session() as session:
             ctx.policy.ensure_seeded(session, settings)
+        workdays.warn_missing_years(settings.workday_calendar_file)  # a year near today without data
+        replay.on_startup(ctx)  # erasures a restored database does not reflect, before answering
         # Request work runs in anyio's thread pool (40 threads by default). Past a few threads per core
         # they only contend for the GIL: bounded, a burst of sign-ins queues instead of thrashing.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
@@ -65,6 +71,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
+        responses=error_responses(*COMMON_ERROR_STATUSES),  # every operation's error statuses, documented
     )
     app.state.ctx = ctx
     install_error_handlers(app)
@@ -93,9 +100,9 @@ def create_app(
     app.include_router(case_router)
     app.include_router(case_meta_router)
     app.include_router(guardian_router)
-    app.include_router(media_router)
+    app.include_router(media_router, responses=error_responses(413, 415))
     if settings.env == "dev":
-        from huirongke.kit.sms.dev_routes import router as dev_router
+        from huirongke.devtools.routes import router as dev_router
 
         app.include_router(dev_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -52,6 +52,7 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run the job consumer alone (scale-out: API processes then run without jobs)."""
+    import huirongke.jobs_registry  # noqa: F401  (a composition root: the consumer knows every job)
     from huirongke.context import build_context
     from huirongke.kit.logging import configure_logging
 
@@ -92,19 +93,61 @@ def publish_policy(
     typer.echo(f"已发布隐私政策第 {version} 版")
 
 
+@privacy_app.command("publish-template")
+def publish_template(
+    changes: str = typer.Option(..., "--changes", help="what changed, shown to users before they agree"),
+) -> None:
+    """Publish the project's own policy template with the current settings (e.g. after an upgrade
+    changed its wording); every user must agree again. Later changes of the operator's facts are
+    then republished at start-up."""
+    from huirongke.context import build_context
+
+    ctx = build_context(get_settings())
+    with ctx.db.session() as session:
+        ctx.policy.ensure_seeded(session, ctx.settings)
+        version = ctx.policy.publish_template(session, ctx.settings, changes).version
+    typer.echo(f"已按模板发布隐私政策第 {version} 版")
+
+
 @privacy_app.command("verify-audit")
-def verify_audit() -> None:
-    """Check the audit log's hash chain; exits 1 if any event was altered, removed or reordered."""
+def verify_audit(
+    record_restore: bool = typer.Option(
+        False,
+        "--record-restore",
+        help="first declare in the anchor that the database was restored and now ends at its current head",
+    ),
+    rekey_legacy: bool = typer.Option(
+        False,
+        "--rekey-legacy",
+        help="once, after upgrading: re-key a log begun with plain SHA-256 (refused if it is broken)",
+    ),
+) -> None:
+    """Check the audit log's keyed hash chain against its anchor outside the database; exits 1 if any
+    event was altered, removed or reordered, or the tail was cut off."""
     from huirongke.context import build_context
     from huirongke.privacy import audit
 
     ctx = build_context(get_settings())
+    if record_restore:
+        with ctx.db.session() as session:
+            seq = audit.mark_restored(session)
+        typer.echo(f"已在链外锚点记录恢复：审计链现止于第 {seq} 条事件")
+    if rekey_legacy:
+        try:
+            with ctx.db.session() as session:
+                n = audit.rekey_legacy(session)
+        except audit.LegacyChainBroken as exc:
+            where = f"第 {exc.seq} 条事件，" if exc.seq is not None else ""
+            typer.echo(f"审计日志被篡改，未重新签名：{where}{exc.reason}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"已用密钥重新签名 {n} 条事件")
     with ctx.db.session() as session:
         result = audit.verify(session)
     if result.ok:
         typer.echo(f"审计日志完整：已校验 {result.checked} 条事件")
         return
-    typer.echo(f"审计日志被篡改：第 {result.first_bad_seq} 条事件，{result.reason}", err=True)
+    where = f"第 {result.first_bad_seq} 条事件，" if result.first_bad_seq is not None else ""
+    typer.echo(f"审计日志被篡改：{where}{result.reason}", err=True)
     raise typer.Exit(1)
 
 
@@ -162,12 +205,14 @@ def retention_cmd() -> None:
 
 @privacy_app.command("lists")
 def lists_cmd() -> None:
-    """Print the two published lists as JSON, generated from the data map."""
+    """Print the two published lists as JSON, generated from the data map and configured providers."""
     import json
 
+    from huirongke.context import build_context
     from huirongke.privacy import lists
 
-    out = {"collection": lists.collection_list(), "sharing": lists.sharing_list(get_settings())}
+    ctx = build_context(get_settings())
+    out = {"collection": lists.collection_list(ctx.settings), "sharing": lists.sharing_list(ctx)}
     typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
 
 
@@ -280,6 +325,113 @@ def realname_verify(user_id: str) -> None:
 def realname_reject(user_id: str, reason: str = typer.Option(..., "--reason")) -> None:
     """Reject a pending real-name submission with a reason the user sees."""
     _review(user_id, False, reason)
+
+
+backup_app = typer.Typer(help="Backups that forget erased people.", no_args_is_help=True)
+app.add_typer(backup_app, name="backup")
+
+
+def _backup_failed(exc: Exception) -> typer.Exit:
+    typer.echo(f"失败：{exc}", err=True)
+    return typer.Exit(1)
+
+
+@backup_app.command("create")
+def backup_create(directory: Path = typer.Argument(..., help="a new or empty folder")) -> None:
+    """Back up the database and media (never keys/), consistently while the service runs."""
+    from huirongke.privacy.backup import BackupError, create
+
+    try:
+        create(get_settings(), directory, typer.echo)
+    except BackupError as exc:
+        raise _backup_failed(exc) from None
+
+
+@backup_app.command("restore")
+def backup_restore(
+    directory: Path = typer.Argument(..., exists=True, file_okay=False, help="the backup folder"),
+    keys: Path = typer.Option(..., "--keys", exists=True, file_okay=False, help="the keys dir as it is now"),
+) -> None:
+    """Restore into an empty HRK_DATA_DIR (and empty database); replays every later erasure first."""
+    from huirongke.privacy.backup import BackupError, restore
+
+    try:
+        restore(get_settings(), directory, keys, typer.echo)
+    except BackupError as exc:
+        raise _backup_failed(exc) from None
+
+
+@backup_app.command("replay")
+def backup_replay() -> None:
+    """Finish an interrupted restore: replay the erasure ledger against the database now."""
+    from huirongke.privacy.backup import BackupError, finish
+
+    try:
+        replayed, orphans = finish(get_settings(), typer.echo)
+    except BackupError as exc:
+        raise _backup_failed(exc) from None
+    typer.echo(f"完成：重放 {replayed} 个注销，删除 {orphans} 个无主媒体文件")
+
+
+@backup_app.command("prune")
+def backup_prune(root: Path = typer.Argument(..., help="the folder holding one folder per backup")) -> None:
+    """Delete the backups under ROOT older than HRK_BACKUP_RETENTION_DAYS (run it from cron)."""
+    from huirongke.privacy.backup import BackupError, prune
+
+    settings = get_settings()
+    days = settings.backup_retention_days
+    try:
+        removed = prune(root, days, settings.data_dir / "keys", typer.echo)
+    except BackupError as exc:
+        raise _backup_failed(exc) from None
+    typer.echo(f"已删除 {len(removed)} 个超过 {days} 天的备份")
+
+
+assessments_app = typer.Typer(
+    help="Impact assessments (R11): list them, or seed the missing ones.", invoke_without_command=True
+)
+privacy_app.add_typer(assessments_app, name="assessments")
+
+
+@assessments_app.callback()
+def assessments_list(typer_ctx: typer.Context) -> None:
+    """List the impact assessments (个人信息保护影响评估) of the sensitive processings; exits 1 if none."""
+    if typer_ctx.invoked_subcommand is not None:
+        return
+    from huirongke.context import build_context
+    from huirongke.privacy import assessments
+
+    ctx = build_context(get_settings())
+    with ctx.db.session() as session:
+        rows = assessments.listed(session)
+        if not rows:
+            typer.echo("尚无影响评估记录：运行 huirongke privacy assessments seed 写入初始评估", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"个人信息保护影响评估：共 {len(rows)} 条，每条自评估之日起至少保存 3 年")
+        for a in rows:
+            typer.echo("")
+            typer.echo(f"[{a.processing}] {a.title}")
+            typer.echo(
+                f"  评估人：{a.assessor}  评估日期：{a.assessed_at.date().isoformat()}  "
+                f"复评日期：{a.review_due.isoformat()}  保存至：{a.keep_until.date().isoformat()}"
+            )
+            for label, text in (("处理内容", a.scope), ("风险", a.risks), ("措施", a.measures)):
+                typer.echo(f"  {label}：")
+                for line in text.splitlines():
+                    typer.echo(f"    {line}")
+            typer.echo(f"  结论：{a.conclusion}")
+
+
+@assessments_app.command("seed")
+def assessments_seed() -> None:
+    """Write the initial assessment of each sensitive processing that has none."""
+    from huirongke.context import build_context
+    from huirongke.privacy import assessments
+
+    ctx = build_context(get_settings())
+    with ctx.db.session() as session:
+        added = assessments.seed(session)
+    typer.echo(f"已写入 {len(added)} 条影响评估" if added else "每项敏感处理都已有影响评估，未写入")
 
 
 if __name__ == "__main__":

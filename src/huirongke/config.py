@@ -27,8 +27,6 @@ class Settings(BaseSettings):
     #: and the policy promise security logs for at least six months: 184 days covers the longest
     #: six calendar months.
     log_retention_days: int = Field(default=184, ge=184)
-    #: A log file also rotates when it grows past this size (it always rotates at UTC midnight).
-    log_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
 
     # Sign-in
     sms_provider: Literal["console", "aliyun"] = "console"
@@ -68,9 +66,11 @@ class Settings(BaseSettings):
     export_ttl_hours: int = Field(default=24, ge=1)
     export_interval_hours: int = Field(default=24, ge=0)
     audit_retention_days: int = Field(default=400, ge=183)  # R10: at least 6 months
+    backup_retention_days: int = Field(default=30, ge=1)  # `backup prune` deletes older backups
     #: P14: a storage/provider region outside mainland China is refused unless this names a declared,
     #: consent-gated cross-border purpose.
     cross_border_purpose: str | None = None
+    workday_calendar_file: Path | None = None  # extra years for kit/workdays.py, over the shipped data
 
     @property
     def resolved_database_url(self) -> str:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from huirongke.accounts.identity import IdentityCache
 from huirongke.config import Settings
+from huirongke.devtools.outbox import DevSmsOutbox
 from huirongke.kit.clock import utcnow
 from huirongke.kit.crypto import KeyRing
 from huirongke.kit.db import Database
@@ -17,9 +18,8 @@ from huirongke.kit.phone import normalize
 from huirongke.kit.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from huirongke.kit.sms.base import SmsMessage, SmsProvider
 from huirongke.kit.sms.console import ConsoleSmsProvider
-from huirongke.kit.sms.outbox import DevSmsOutbox
 from huirongke.kit.storage import LocalStorage, MediaStorage
-from huirongke.privacy import changes
+from huirongke.privacy import audit, changes
 from huirongke.privacy.keys import SubjectKeys
 from huirongke.privacy.policy import PolicyService
 from huirongke.privacy.providers import check_data_location
@@ -95,12 +95,11 @@ def build_context(settings: Settings, *, immediate_jobs: bool = False) -> AppCon
         policy=PolicyService(db),
         redis=redis_client,
     )
+    audit.install(db, ctx.ring, settings.data_dir / "keys")  # the chain's key and anchor, per database
     ctx.sms = _sms_provider(ctx)
     ctx.identities = IdentityCache(settings.identity_cache_seconds)
     if redis_client is not None:
         changes.install_relay(changes.RedisRelay(redis_client, settings.resolved_database_url))
     check_data_location(settings, {"storage": ctx.storage.region, "sms": ctx.sms.region})
-    import huirongke.jobs_registry  # noqa: F401  (register every job before binding)
-
     ctx.jobs = JobQueue.from_settings(settings.data_dir, settings.redis_url, ctx, immediate=immediate_jobs)
     return ctx

@@ -7,6 +7,7 @@ from datetime import date
 
 from sqlalchemy import select
 
+from huirongke.accounts import sealed_profile
 from huirongke.accounts.models import User
 from huirongke.accounts.signin import _register
 from huirongke.config import Settings
@@ -71,15 +72,21 @@ def seed(settings: Settings, count: int) -> list[str]:
             if session.scalar(select(User.id).where(User.phone_bidx == bidx)):
                 lines.append(f"已存在：{mask(phone)}")
                 continue
-            user = _register(ctx, session, phone, bidx)
-            user.nickname = rng.choice(_SURNAMES) + rng.choice(_GIVEN)
-            user.gender = rng.choice(["male", "female"])
-            user.birthday = date(rng.randint(1970, 2000), rng.randint(1, 12), rng.randint(1, 28))
-            user.region = rng.choice(_REGIONS)
-            user.tags = rng.sample(_TAGS, 3)
+            registered = _register(ctx, session, phone, bidx)
+            user = session.get_one(User, registered.id)
+            nickname = rng.choice(_SURNAMES) + rng.choice(_GIVEN)
+            cipher = ctx.keys.cipher(session, user.id)
+            for name, value in {
+                "nickname": nickname,
+                "gender": rng.choice(["male", "female"]),
+                "birthday": date(rng.randint(1970, 2000), rng.randint(1, 12), rng.randint(1, 28)),
+                "region": rng.choice(_REGIONS),
+                "tags": rng.sample(_TAGS, 3),
+            }.items():
+                sealed_profile.write(cipher, user, name, value)  # sealed like every profile field
             user.show_region = rng.random() < 0.7
             user.show_phone = rng.random() < 0.3
             ctx.policy.agree(session, user.id, version, channel="demo")
-            lines.append(f"已创建演示用户 {user.nickname}（{phone.removeprefix('+86')}，id {user.id}）")
+            lines.append(f"已创建演示用户 {nickname}（{phone.removeprefix('+86')}，id {user.id}）")
     lines.append("演示账号可用短信验证码登录：在登录页获取验证码，验证码会显示在控制台和开发发件箱中。")
     return lines

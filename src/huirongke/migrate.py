@@ -17,8 +17,13 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str) -> None:
-    command.upgrade(alembic_config(url), "head")
+def upgrade(url: str, master_key: Path | None = None, target: str = "head") -> None:
+    """`master_key`: the key ring file for data migrations that seal existing values (0003); by default
+    the one the settings name, `<HRK_DATA_DIR>/keys/master.key`. Read only when a migration needs it."""
+    cfg = alembic_config(url)
+    if master_key is not None:
+        cfg.attributes["master_key"] = master_key
+    command.upgrade(cfg, target)
 
 
 def revision(url: str, message: str) -> None:

@@ -115,3 +115,60 @@ def test_real_name_data_is_never_stored_in_clear(client, ctx, settings, signed_u
     assert_absent(ctx, needles)
     if settings.is_sqlite:
         assert_absent_from_files(settings, needles)
+
+
+# The profile fields (issue 7 part 5): sealed like the phone, never stored in clear.
+PROFILE = {
+    "nickname": "霁月清风",
+    "gender": "female",
+    "birthday": "1987-03-29",
+    "tags": ["蓝鳍金枪鱼", "手冲咖啡师"],
+    "region": "甘肃省嘉峪关市",
+}
+PROFILE_NEEDLES = [
+    "霁月清风",
+    "female",
+    "1987-03-29",
+    "19870329",
+    "蓝鳍金枪鱼",
+    "手冲咖啡师",
+    "甘肃省嘉峪关市",
+    # how a JSON column would have written the tags on SQLite
+    "\\u84dd\\u9ccd",
+]
+
+
+def test_profile_fields_are_never_stored_in_clear(client, ctx, settings):
+    token, user = sign_up(client, PHONE)
+    h = auth(token)
+    r = client.patch("/api/v1/me", json=PROFILE, headers=h)
+    assert r.status_code == 200, r.text
+    r = client.patch("/api/v1/me/privacy-settings", json={"show_region": True}, headers=h)
+    assert r.status_code == 200, r.text
+    # readable through the API, by the owner and on the public profile
+    me = client.get("/api/v1/me", headers=h).json()
+    assert {k: me[k] for k in PROFILE} == PROFILE
+    public = client.get(f"/api/v1/users/{user['id']}", headers=h).json()
+    assert (public["nickname"], public["region"], public["tags"]) == (
+        PROFILE["nickname"],
+        PROFILE["region"],
+        PROFILE["tags"],
+    )
+    assert_absent(ctx, PROFILE_NEEDLES)
+    if settings.is_sqlite:
+        assert_absent_from_files(settings, PROFILE_NEEDLES)
+
+
+def test_profile_fields_are_sealed_under_the_users_key(client, ctx):
+    token, user = sign_up(client, PHONE)
+    assert client.patch("/api/v1/me", json=PROFILE, headers=auth(token)).status_code == 200
+    with ctx.db.engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT nickname_enc, gender_enc, birthday_enc, tags_enc, region_enc FROM users")
+        ).one()
+    with ctx.db.session() as s:
+        cipher = ctx.keys.cipher(s, user["id"])
+    opened = {
+        name: cipher.decrypt(f"users.{name}_enc", bytes(getattr(row, f"{name}_enc"))) for name in PROFILE
+    }
+    assert opened == {**PROFILE, "tags": '["蓝鳍金枪鱼", "手冲咖啡师"]'}

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, update
 
 from conftest import REDIS_URL, _empty, _redis_available, auth, missing_service, sign_up
-from huirongke.accounts import identity
+from huirongke.accounts import identity, sealed_profile
 from huirongke.accounts.identity import Identity, IdentityCache
 from huirongke.accounts.models import User
 from huirongke.app import create_app
@@ -115,7 +115,8 @@ def test_a_write_in_another_unit_of_work_is_seen(client, ctx):
     token, user = sign_up(client)
     warm(client, token)
     with ctx.db.session() as s:
-        s.get(User, user["id"]).region = "浙江省杭州市"
+        row = s.get_one(User, user["id"])
+        sealed_profile.write(ctx.keys.cipher(s, row.id), row, "region", "浙江省杭州市")
     assert warm(client, token)["region"] == "浙江省杭州市"
     with ctx.db.session() as s:
         s.execute(update(User).where(User.id == user["id"]).values(status="erasing"))
@@ -129,20 +130,20 @@ def test_a_bulk_statement_naming_no_user_forgets_everyone(client, ctx):
     warm(client, b)
     assert len(ctx.identities) == 2
     with ctx.db.session() as s:
-        s.execute(update(User).values(region="广东省深圳市"))
+        s.execute(update(User).values(password_hash="x"))
     assert len(ctx.identities) == 0
-    assert warm(client, a)["region"] == warm(client, b)["region"] == "广东省深圳市"
+    assert warm(client, a)["has_password"] is warm(client, b)["has_password"] is True
 
 
 def test_a_rolled_back_write_forgets_nothing(client, ctx):
     token, user = sign_up(client)
     warm(client, token)
     with pytest.raises(RuntimeError), ctx.db.session() as s:
-        s.get(User, user["id"]).nickname = "不会保存"
+        s.get_one(User, user["id"]).password_hash = "不会保存"
         s.flush()
         raise RuntimeError("abandoned")
     with statements(ctx) as seen:
-        assert warm(client, token)["nickname"] != "不会保存"
+        assert warm(client, token)["has_password"] is False
     assert seen == []
 
 

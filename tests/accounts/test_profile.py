@@ -274,13 +274,13 @@ def test_avatar_of_another_user_is_404_like_a_missing_one(client, me, other):
 def test_privacy_settings_defaults_and_switches(client, me):
     h, _ = me
     r = client.get("/api/v1/me/privacy-settings", headers=h)
-    assert r.json() == {"show_phone": False, "show_region": False, "personalized_recommendations": True}
+    assert r.json() == {"show_phone": False, "show_region": False, "personalized_recommendations": False}
     r = client.patch("/api/v1/me/privacy-settings", json={"show_phone": True}, headers=h)
-    assert r.json() == {"show_phone": True, "show_region": False, "personalized_recommendations": True}
+    assert r.json() == {"show_phone": True, "show_region": False, "personalized_recommendations": False}
     r = client.patch(
         "/api/v1/me/privacy-settings", json={"show_region": True, "show_phone": False}, headers=h
     )
-    assert r.json() == {"show_phone": False, "show_region": True, "personalized_recommendations": True}
+    assert r.json() == {"show_phone": False, "show_region": True, "personalized_recommendations": False}
     assert client.get("/api/v1/me/privacy-settings", headers=h).json()["show_region"] is True
     assert_error(client.patch("/api/v1/me/privacy-settings", json={"show_phone": "maybe"}, headers=h), 422)
     assert_error(client.patch("/api/v1/me/privacy-settings", json={"show_email": True}, headers=h), 422)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -113,7 +112,7 @@ def test_invalid_phone_is_422_invalid_phone(client, raw):
 def test_absurdly_long_phone_is_422(client):
     r = request_code(client, "1" * 200)
     assert r.status_code == 422
-    assert r.json()["error"]["code"] in {"invalid_phone", "validation_error"}
+    assert r.json()["error"]["code"] == "validation_error"  # longer than the field allows: never parsed
     # the submitted value is never echoed back
     assert "1" * 20 not in r.text
 
@@ -276,7 +275,7 @@ def test_code_of_one_phone_does_not_sign_in_another(client):
 
 def test_no_credentials_is_rejected(client):
     r = sign_in(client, accept_policy_version=policy_version(client))
-    assert r.status_code in (400, 422)
+    assert r.status_code == 422
     assert r.json()["error"]["code"] == "credentials_required"
 
 
@@ -587,9 +586,8 @@ def test_password_guessing_is_limited_per_account_across_ips(client):
         if r.status_code == 429:
             assert "Retry-After" in r.headers
             break
-    assert 429 in statuses, (
-        f"20 wrong passwords from 20 IPs were all answered {set(statuses)}: no per-account limit"
-    )
+    # 10 wrong passwords an hour per account (password_account_hourly_limit), whatever the address
+    assert statuses == [400] * 10 + [429], statuses
 
 
 def test_a_burst_of_writers_never_starves_the_request_threads(settings):
@@ -611,11 +609,11 @@ def test_a_burst_of_writers_never_starves_the_request_threads(settings):
         def issue(phone: str) -> int:
             return client.post("/api/v1/auth/sms-codes", json={"phone": phone}).status_code
 
-        started = time.monotonic()
         with ThreadPoolExecutor(max_workers=12) as pool:
             statuses = list(pool.map(issue, phones))
+        # A starved burst only ends at the busy timeout, with 503 `busy`: every request answered 202 is
+        # the proof, with no clock in the test.
         assert statuses == [202] * 12
-        assert time.monotonic() - started < 8, "well under the 10 s busy timeout"
         for phone in phones:
             assert latest_code(client, phone)
     ctx.db.dispose()

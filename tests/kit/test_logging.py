@@ -1,13 +1,27 @@
-"""huirongke.kit.logging: redaction of phone numbers, ID numbers and bearer tokens (R10)."""
+"""huirongke.kit.logging: redaction of phone numbers, ID numbers and bearer tokens (R10); the log
+file's rotation and its write errors."""
 
 from __future__ import annotations
 
+import io
+import logging
 import unicodedata
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
+import structlog
 
+from huirongke.kit.clock import clock, utcnow
 from huirongke.kit.idcard import checksum_char
-from huirongke.kit.logging import redact_processor, redact_text
+from huirongke.kit.logging import (
+    RotatingLogFile,
+    configure_logging,
+    redact_processor,
+    redact_text,
+    rotated_files,
+    write_errors,
+)
 from huirongke.kit.phone import InvalidPhone, normalize
 
 ID17 = "11010519491231002"
@@ -128,3 +142,78 @@ def test_processor_redacts_secret_keys_and_nested_values():
     assert out["nested"]["list"][0] == "[PHONE]"
     assert out["nested"]["list"][1] == 5
     assert out["count"] == 3
+
+
+# --- the log file: rotation, and write errors that never reach the caller (R10, issue 7 part 6) ---
+
+
+@pytest.fixture
+def noon():
+    """Today at 12:00 UTC, so no real midnight passes during the test."""
+    now = utcnow()
+    clock.advance(now.replace(hour=12, minute=0, second=0, microsecond=0) - now)
+    yield
+    clock.reset()
+
+
+def test_log_file_rotates_at_utc_midnight(tmp_path, noon):
+    path = tmp_path / "logs" / "huirongke.log"
+    sink = RotatingLogFile(path)
+    first_day = utcnow().date()
+    sink.write('{"event": "first"}\n')
+    clock.advance(timedelta(hours=12))
+    sink.write('{"event": "second"}\n')
+    sink.close()
+    rotated = path.with_name(f"huirongke.log.{first_day.isoformat()}")
+    assert rotated.read_text() == '{"event": "first"}\n'
+    assert path.read_text() == '{"event": "second"}\n'
+    assert rotated_files(path) == [rotated]
+
+
+def test_log_file_rotates_by_size(tmp_path, noon):
+    path = tmp_path / "huirongke.log"
+    sink = RotatingLogFile(path, max_bytes=30)
+    for n in range(3):
+        sink.write(f'{{"event": "line {n}"}}\n')  # 20 bytes each: one line per file
+    sink.close()
+    day = utcnow().date().isoformat()
+    assert [p.name for p in rotated_files(path)] == [f"huirongke.log.{day}", f"huirongke.log.{day}.1"]
+    assert path.read_text() == '{"event": "line 2"}\n'
+
+
+def test_rotated_files_are_only_the_rotated_ones(tmp_path):
+    path = tmp_path / "huirongke.log"
+    names = ["huirongke.log", "huirongke.log.2026-01-02", "huirongke.log.2026-01-02.3"]
+    names += ["other.log.2026-01-02", "huirongke.log.bak", "huirongke.log.2026-01-02.gz"]
+    for name in names:
+        (tmp_path / name).write_text("x\n")
+    assert [p.name for p in rotated_files(path)] == ["huirongke.log.2026-01-02", "huirongke.log.2026-01-02.3"]
+
+
+def test_a_full_disk_is_counted_never_raised():
+    # /dev/full answers every write with ENOSPC, as a full disk does.
+    sink = RotatingLogFile(Path("/dev/full"))
+    assert sink.write('{"event": "lost"}\n') == len('{"event": "lost"}\n')
+    sink.flush()
+    assert sink.errors == 1
+
+
+def test_a_log_path_that_cannot_be_opened_is_counted_never_raised(tmp_path):
+    (tmp_path / "not-a-dir").write_text("a file where the log directory should be")
+    sink = RotatingLogFile(tmp_path / "not-a-dir" / "huirongke.log")
+    sink.write("one\n")
+    sink.write("two\n")
+    assert sink.errors == 2
+
+
+def test_logging_through_structlog_and_stdlib_survives_a_failing_file():
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream, file=Path("/dev/full"))
+    try:
+        structlog.get_logger("test").info("still_logged", n=1)
+        logging.getLogger("stdlib").warning("also logged")
+        assert write_errors() == 2
+    finally:
+        configure_logging("WARNING")
+    assert '"event": "still_logged"' in stream.getvalue()  # the console still has it
+    assert "also logged" in stream.getvalue()

@@ -60,7 +60,7 @@ def test_changes_are_recorded_with_field_names_never_values(client, ctx):
     ]:
         assert expected in actions, expected
     fields = [f for e in events(ctx, "profile.updated") for f in e.fields]
-    assert {"users.nickname", "users.region", "users.tags"} <= set(fields)
+    assert {"users.nickname_enc", "users.region_enc", "users.tags_enc"} <= set(fields)
 
 
 def test_an_untouched_chain_verifies(client, ctx, settings, monkeypatch):
@@ -107,11 +107,13 @@ def _tamper(ctx, how: str) -> None:
             # Fresh events, far younger than the retention period: this is hiding evidence, not pruning.
             s.execute(text("DELETE FROM audit_events WHERE seq <= :q"), {"q": middle})
         elif how == "rewrite_with_a_fresh_hash":
-            # A forger who recomputes the edited row's own hash still breaks the next row's link.
+            # A forger who recomputes the edited row's own hash (even with the key) still breaks the
+            # next row's link.
             e = s.get(audit.AuditEvent, middle)
             assert e is not None
             e.action = "nothing.happened"
             e.hash = audit._digest(
+                ctx.ring.audit_key(),
                 e.prev_hash,
                 e.seq,
                 e.at,
@@ -124,10 +126,12 @@ def _tamper(ctx, how: str) -> None:
                 e.request_id,
             )
         elif how == "rewrite_last_with_a_fresh_hash":
+            # Even with the key: the head row still holds the old hash.
             e = s.get(audit.AuditEvent, last)
             assert e is not None
             e.action = "nothing.happened"
             e.hash = audit._digest(
+                ctx.ring.audit_key(),
                 e.prev_hash,
                 e.seq,
                 e.at,

@@ -50,14 +50,14 @@ def test_malformed_json_is_400_or_422(client, user, method, path, needs_token, r
     r = call(
         client, user, method, path, needs_token, content=raw, headers={"Content-Type": "application/json"}
     )
-    assert r.status_code in (400, 422), r.text
-    assert_error(r, r.status_code)
-    if raw in (b"{not json", b'{"a": 1', b"[1,2"):
+    if raw in (b"", b"null"):  # JSON (or no body), but not the object the endpoint reads
+        assert_error(r, 422, "validation_error")
+    else:  # not JSON at all
         assert_error(r, 400, "malformed_json")
 
 
 @pytest.mark.parametrize(("method", "path", "needs_token"), JSON_ENDPOINTS, ids=IDS)
-def test_wrong_content_type_is_4xx(client, user, method, path, needs_token):
+def test_wrong_content_type_is_422(client, user, method, path, needs_token):
     r = call(
         client,
         user,
@@ -67,8 +67,7 @@ def test_wrong_content_type_is_4xx(client, user, method, path, needs_token):
         content=b"granted=true",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
-    assert 400 <= r.status_code < 500, r.text
-    assert_error(r, r.status_code)
+    assert_error(r, 422, "validation_error")
 
 
 WRONG_TYPES = [None, 1, 1.5, "x", [], [1], {"a": {"b": [None]}}, True]
@@ -176,6 +175,12 @@ ID_PATHS = [
     ("GET", "/api/v1/guardian/exports/{}"),
     ("GET", "/api/v1/guardian/exports/{}/download"),
 ]
+NOT_FOUND_CODES = {
+    "data-exports": "export_not_found",
+    "cases": "case_not_found",
+    "permissions": "permission_not_found",
+    "consents": "purpose_not_found",
+}
 SEGMENTS = ["a" * 2000, "'; DROP TABLE users; --", "%00", "😀", "%F0%9F%98%80", "a b", "-1"]
 
 
@@ -189,8 +194,12 @@ def test_odd_ids_in_the_path_are_4xx(client, method, path, segment):
     body = {"granted": True} if method == "PUT" else ({"code": "123456"} if method == "POST" else None)
     headers = {**auth(token), "X-Guardian-Token": "abc"}
     r = client.request(method, path.format(segment), headers=headers, json=body)
-    assert 400 <= r.status_code < 500, r.text
-    assert_error(r, r.status_code)
+    if segment == "%00":  # the request middleware: no route has a NUL byte in its path
+        assert_error(r, 404, "not_found")
+    elif path.startswith("/api/v1/guardian/"):  # the guardian token is checked before the id
+        assert_error(r, 401, "invalid_guardian_token")
+    else:
+        assert_error(r, 404, NOT_FOUND_CODES[path.split("/")[4]])
 
 
 def test_methods_that_do_not_exist_are_405(client):

@@ -1,12 +1,12 @@
 """Deletion and correction requests, complaints and contact (P34, P35, P37, R05, R14): the user's
-identity is verified by an SMS code, the deadline is 15 PRC working days, a refusal gives reasons and
-tells the user they may go to court; staff work through the CLI."""
+identity is verified by an SMS code, the deadline is the earlier of 15 calendar days and 15 PRC working
+days after it, a refusal gives reasons and tells the user they may go to court; staff work through the
+CLI."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-import chinese_calendar
 import pytest
 from privacy_support import (
     OTHER_PHONE,
@@ -20,7 +20,6 @@ from privacy_support import (
 from sqlalchemy import select
 
 from conftest import auth, sign_up
-from huirongke.kit import workdays
 from huirongke.kit.clock import clock
 from huirongke.kit.errors import AppError
 from huirongke.privacy import cases
@@ -58,42 +57,37 @@ def verify(client, token, case_id, phone=PHONE):
     return r.json()
 
 
-# Working days -------------------------------------------------------------------------------------
+# The deadline ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("day", [date(2026, 10, d) for d in range(1, 8)])
-def test_national_day_2026_is_not_a_working_day(day):
-    assert not chinese_calendar.is_workday(day)
-    assert not workdays.is_workday(day)
-
-
-def test_make_up_working_days_count():
-    # 2026-10-10 (Saturday) and 2026-09-20 (Sunday) are 调休 working days
-    for day in (date(2026, 10, 10), date(2026, 9, 20)):
-        assert day.weekday() >= 5
-        assert chinese_calendar.is_workday(day) and workdays.is_workday(day)
-    assert not workdays.is_workday(date(2026, 9, 25))  # Mid-Autumn Festival, a Friday
-
-
-@pytest.mark.parametrize("start", [date(2026, 1, 1) + timedelta(days=n) for n in range(0, 330, 7)])
-def test_add_workdays_agrees_with_chinese_calendar(start):
-    end = workdays.add_workdays(start, 15)
-    expected = chinese_calendar.get_workdays(start + timedelta(days=1), end)
-    assert len(expected) == 15 and expected[-1] == end
-    assert workdays.workdays_between(start, end) == 15
-
-
-def test_deadline_over_national_day(client):
-    """Verified on Monday 2026-09-28: counting 9/29, 9/30, 10/8, 10/9, 10/10 (调休), 10/12 ... the 15th
-    working day is Friday 2026-10-23; a weekday-only count would wrongly give 2026-10-19."""
+def test_deadline_over_national_day_is_15_calendar_days(client):
+    """Verified on Monday 2026-09-28: 15 working days (9/29, 9/30, 10/8, 10/9, 10/10 调休, 10/12 ...)
+    would run to Friday 2026-10-23; the policy promises a reply within 15 days: 2026-10-13."""
     set_china_date(date(2026, 9, 28))
     token, _ = sign_up(client)
     case = open_case(client, token)
     assert case["status"] == "awaiting_verification" and case["deadline"] is None
     opened = verify(client, token, case["id"])
     assert opened["status"] == "open" and opened["status_label"] == "处理中"
-    assert opened["deadline"] == "2026-10-23"
-    assert len(chinese_calendar.get_workdays(date(2026, 9, 29), date(2026, 10, 23))) == 15
+    assert opened["deadline"] == "2026-10-13"
+
+
+def test_deadline_over_spring_festival_is_15_calendar_days(client):
+    """Verified on Friday 2026-02-13, before the 2026 Spring Festival (2/15-2/23 off, 2/14 and 2/28
+    调休): the 15th working day is 2026-03-12, the 15th calendar day 2026-02-28, and the earlier wins."""
+    set_china_date(date(2026, 2, 13))
+    token, _ = sign_up(client)
+    case = open_case(client, token)
+    assert verify(client, token, case["id"])["deadline"] == "2026-02-28"
+
+
+def test_deadline_in_an_ordinary_fortnight_is_15_calendar_days(client):
+    """Verified on Monday 2026-11-02, no holiday near: 15 working days end on Monday 11-23 (three
+    weekends), 15 calendar days on Tuesday 11-17."""
+    set_china_date(date(2026, 11, 2))
+    token, _ = sign_up(client)
+    case = open_case(client, token)
+    assert verify(client, token, case["id"])["deadline"] == "2026-11-17"
 
 
 def test_deadline_counts_from_the_verification_day_in_beijing(client):
@@ -101,9 +95,24 @@ def test_deadline_counts_from_the_verification_day_in_beijing(client):
     set_china_date(date(2026, 10, 15), hour=1)
     token, _ = sign_up(client)
     case = open_case(client, token)
-    deadline = verify(client, token, case["id"])["deadline"]
-    assert deadline == str(workdays.add_workdays(date(2026, 10, 15), 15)) == "2026-11-05"
-    assert deadline != str(workdays.add_workdays(date(2026, 10, 14), 15))
+    assert verify(client, token, case["id"])["deadline"] == "2026-10-30"
+
+
+def test_reply_deadline_is_the_earlier_of_the_two_counts():
+    """With real data the calendar count is the earlier one. Against a calendar whose every day of 2026
+    is a working day (every weekend a make-up day: the most a calendar can give), 15 working days still
+    take 15 calendar days: the two counts meet, and never cross the other way."""
+    from huirongke.kit import workdays
+
+    weekends = frozenset(
+        d for d in (date(2026, 1, 1) + timedelta(days=n) for n in range(365)) if d.weekday() >= 5
+    )
+    every_day = workdays.WorkdayCalendar({2026: workdays.YearSchedule(frozenset(), weekends)})
+    assert every_day.add_workdays(date(2026, 2, 13), 15) == date(2026, 2, 28)
+    assert cases.reply_deadline(every_day, date(2026, 2, 13)) == date(2026, 2, 28)
+    real = workdays.load()
+    for start in (date(2026, 2, 13), date(2026, 9, 28), date(2026, 11, 2)):
+        assert cases.reply_deadline(real, start) == start + timedelta(days=15) < real.add_workdays(start, 15)
 
 
 # The user's side -----------------------------------------------------------------------------------
@@ -271,13 +280,13 @@ def test_overdue_cases_are_listed(client, ctx):
     set_china_date(date(2026, 9, 28))
     token, _ = sign_up(client)
     case = open_case(client, token)
-    verify(client, token, case["id"])
+    assert verify(client, token, case["id"])["deadline"] == "2026-10-13"
     with ctx.db.session() as s:
         assert cases.overdue(s) == []
-    set_china_date(date(2026, 10, 23))
+    set_china_date(date(2026, 10, 13))
     with ctx.db.session() as s:
         assert cases.overdue(s) == []  # the deadline day itself is still in time
-    set_china_date(date(2026, 10, 24))
+    set_china_date(date(2026, 10, 14))
     with ctx.db.session() as s:
         assert [c.id for c in cases.overdue(s)] == [case["id"]]
 

@@ -121,8 +121,8 @@ def test_setting_the_same_state_twice_adds_no_event(client, ctx):
     grant(client, token, "location")
     grant(client, token, "location")
     assert count(ctx, "consent_events") == 1
-    grant(client, token, "analytics_umeng", False)  # withdrawing what was never given: nothing to record
-    assert count(ctx, "consent_events", "purpose = 'analytics_umeng' AND granted = :g", g=True) == 0
+    grant(client, token, "real_name", False)  # withdrawing what was never given: nothing to record
+    assert count(ctx, "consent_events", "purpose = 'real_name' AND granted = :g", g=True) == 0
 
 
 def test_consent_is_per_user(client):

@@ -256,8 +256,9 @@ def test_proof_of_the_request_and_of_past_consent_is_kept_without_personal_data(
     with ctx.db.session() as s:
         u = s.get(User, uid)
         assert u is not None and u.status == "erased"
-        assert u.phone_bidx is None and u.phone_enc is None and u.nickname is None
-        assert u.birthday is None and u.region is None and not u.tags and u.avatar_media_id is None
+        assert u.phone_bidx is None and u.phone_enc is None and u.nickname_enc is None
+        assert u.birthday_enc is None and u.region_enc is None and u.tags_enc is None
+        assert u.gender_enc is None and u.avatar_media_id is None
     for table in (
         "auth_sessions",
         "devices",

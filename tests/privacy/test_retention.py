@@ -59,7 +59,8 @@ def test_login_ips_and_permission_records_go_after_180_days(client, ctx):
     # "while the account exists" data stays
     assert {t: count(ctx, t) for t in snapshot} == snapshot
     with ctx.db.session() as s:
-        nick = s.scalar(text("SELECT nickname FROM users WHERE id = :u"), {"u": user["id"]})
+        sealed = s.scalar(text("SELECT nickname_enc FROM users WHERE id = :u"), {"u": user["id"]})
+        nick = ctx.keys.cipher(s, user["id"]).decrypt("users.nickname_enc", bytes(sealed))
     assert nick == "林小满"
     assert ctx.storage.exists(user["avatar_url"].removeprefix("/media/"))
     # the audit log records what retention did, by column name only

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import aliased
 
+from huirongke.accounts import sealed_profile
 from huirongke.accounts.models import AuthSession, User
 from huirongke.kit.clock import china_today, utcnow
 from huirongke.kit.errors import Unauthorized
@@ -77,10 +78,11 @@ _LOAD = (
         AuthSession.revoked_at,
         AuthSession.last_seen_at,
         User.status,
-        User.birthday,
+        User.birthday_enc,
         User.guardian_consent_at,
         select(PolicyAgreement.id)
-        .where(and_(PolicyAgreement.user_id == User.id, PolicyAgreement.version == bindparam("version")))
+        # An agreement to the latest version that asked for one, or to any later version (P41, P43).
+        .where(and_(PolicyAgreement.user_id == User.id, PolicyAgreement.version >= bindparam("version")))
         .exists()
         .label("agreed"),
     )
@@ -108,20 +110,25 @@ def load(ctx: AppContext, token_hash: str) -> Identity:
     cache = ctx.identities
     start = cache.mark()
     with ctx.db.session(write=False) as session:
-        version = ctx.policy.current(session).version
-        row = session.execute(_LOAD, {"token_hash": token_hash, "version": version}).first()
+        policy = ctx.policy.current(session)
+        version = policy.version
+        row = session.execute(_LOAD, {"token_hash": token_hash, "version": policy.consent_version}).first()
         if row is None:
             raise Unauthorized("登录状态无效，请重新登录", code="invalid_token")
         now = utcnow()
         if row.revoked_at is not None or row.expires_at <= now or row.status != "active":
             raise Unauthorized("登录已过期，请重新登录", code="token_expired")
+        # The birthday is sealed (P17): opened only when it can still restrict (no guardian consent yet).
+        born = None
+        if row.birthday_enc is not None and row.guardian_consent_at is None:
+            born = sealed_profile.birthday(ctx.keys.cipher(session, row.user_id), row.birthday_enc)
     identity = Identity(
         user_id=row.user_id,
         session_id=row.id,
         session_expires_at=row.expires_at,
         policy_version=version,
         policy_agreed=bool(row.agreed),
-        restricted=restricted_on(row.birthday, row.guardian_consent_at, china_today()),
+        restricted=restricted_on(born, row.guardian_consent_at, china_today()),
     )
     if now - row.last_seen_at > LAST_SEEN_EVERY:
         # Rare (once per five minutes of activity), and it changes the user: nothing to cache now. Only

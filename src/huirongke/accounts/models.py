@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from huirongke.kit.db import Base, UTCDateTime
@@ -27,23 +27,31 @@ class User(Base):
         info=pii("user.contact.phone", "手机号码", purposes=["account", "security"], encrypted=True),
     )
     status: Mapped[str] = mapped_column(String(16), default="active", info=NOT_PERSONAL)
-    nickname: Mapped[str | None] = mapped_column(
-        String(40), info=pii("user.profile.nickname", "昵称", purposes=["profile"], erasure="anonymize")
+    # The profile fields are sealed under the user's data key like the phone (accounts/sealed_profile.py):
+    # a copy of the database or of a backup shows none of them, and crypto-shredding erases them all.
+    nickname_enc: Mapped[bytes | None] = mapped_column(
+        LargeBinary,
+        info=pii("user.profile.nickname", "昵称", purposes=["profile"], erasure="anonymize", encrypted=True),
     )
     avatar_media_id: Mapped[str | None] = mapped_column(
         String(32), info=pii("user.profile.avatar", "头像", purposes=["profile"])
     )
-    gender: Mapped[str | None] = mapped_column(
-        String(8), info=pii("user.profile.gender", "性别", purposes=["profile"])
+    gender_enc: Mapped[bytes | None] = mapped_column(
+        LargeBinary, info=pii("user.profile.gender", "性别", purposes=["profile"], encrypted=True)
     )
-    birthday: Mapped[date | None] = mapped_column(
-        Date, info=pii("user.profile.birthday", "生日", purposes=["profile"])
+    birthday_enc: Mapped[bytes | None] = mapped_column(
+        LargeBinary, info=pii("user.profile.birthday", "生日", purposes=["profile"], encrypted=True)
     )
-    tags: Mapped[list[str]] = mapped_column(
-        JSON, default=list, info=pii("user.profile.tags", "个人标签", purposes=["profile"])
+    tags_enc: Mapped[bytes | None] = mapped_column(
+        LargeBinary,
+        # the plaintext is a JSON list; `sealed_as` says so to readers that open sealed columns generically
+        info={
+            **pii("user.profile.tags", "个人标签", purposes=["profile"], encrypted=True),
+            "sealed_as": "json",
+        },
     )
-    region: Mapped[str | None] = mapped_column(
-        String(64), info=pii("user.profile.region", "所在地区", purposes=["profile"])
+    region_enc: Mapped[bytes | None] = mapped_column(
+        LargeBinary, info=pii("user.profile.region", "所在地区", purposes=["profile"], encrypted=True)
     )
     password_hash: Mapped[str | None] = mapped_column(
         String(255),
@@ -51,7 +59,7 @@ class User(Base):
     )
     show_phone: Mapped[bool] = mapped_column(Boolean, default=False, info=NOT_PERSONAL)
     show_region: Mapped[bool] = mapped_column(Boolean, default=False, info=NOT_PERSONAL)
-    personalized_recommendations: Mapped[bool] = mapped_column(Boolean, default=True, info=NOT_PERSONAL)
+    # Personalised recommendations have no column: the switch is the `personalization` consent (P05).
     #: P42: set once a guardian's consent is verified; users under 18 are restricted until then.
     guardian_consent_at: Mapped[datetime | None] = mapped_column(
         UTCDateTime, info=pii("user.minor.guardian_consent", "监护人同意时间", purposes=["account"])

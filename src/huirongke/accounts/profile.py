@@ -9,6 +9,8 @@ from datetime import date
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from huirongke.accounts import sealed_profile
+from huirongke.accounts.identity import restricted_on
 from huirongke.accounts.models import RealNameVerification, User
 from huirongke.accounts.schemas import (
     MeOut,
@@ -25,8 +27,7 @@ from huirongke.kit.errors import AppError, Conflict, Invalid, NotFound, Unauthor
 from huirongke.kit.phone import mask
 from huirongke.media.models import Media
 from huirongke.media.service import media_url, owned_image
-from huirongke.privacy import audit
-from huirongke.privacy.minors import restricted
+from huirongke.privacy import audit, consent
 
 CANCELLED_NAME = "已注销用户"
 _NAME = re.compile(r"^[\u4e00-\u9fff·•A-Za-z ]{2,30}$")
@@ -79,16 +80,17 @@ def me_out(
 ) -> MeOut:
     """`phone`: the number when the caller already holds it in clear (sign-in); `new_user`: registered
     in this transaction, so there is no real-name row to look up."""
+    fields = sealed_profile.read(ctx, session, user)
     return MeOut(
         id=user.id,
         phone=phone or decrypt_phone(ctx, session, user),
-        nickname=user.nickname,
+        nickname=fields.nickname,
         avatar_media_id=user.avatar_media_id,
         avatar_url=_avatar_url(session, user),
-        gender=user.gender,
-        birthday=user.birthday,
-        tags=list(user.tags or []),
-        region=user.region,
+        gender=fields.gender,
+        birthday=fields.birthday,
+        tags=fields.tags,
+        region=fields.region,
         has_password=bool(user.password_hash),
         real_name=None if new_user else real_name_out(ctx, session, user.id),
         policy_version=policy_version,
@@ -108,16 +110,26 @@ def render_me(ctx: AppContext, user_id: str, policy_version: int) -> bytes:
     return body
 
 
-def update_profile(session: Session, user: User, patch: MePatch) -> list[str]:
-    """Apply the fields present in the request; return the names of the fields that changed."""
+def update_profile(ctx: AppContext, session: Session, user: User, patch: MePatch) -> list[str]:
+    """Apply the fields present in the request; return the names of the columns that changed."""
     changes = patch.model_dump(exclude_unset=True)
+    cipher = ctx.keys.cipher(session, user.id)
+    current = {
+        n: sealed_profile.open_field(cipher, n, getattr(user, f"{n}_enc")) for n in sealed_profile.FIELDS
+    }
+    current["avatar_media_id"] = user.avatar_media_id
     if "nickname" in changes:
         if changes["nickname"] is None:
             raise Invalid("昵称不能为空", code="invalid_nickname")
         changes["nickname"] = _clean_text(changes["nickname"], "昵称")
         if not 1 <= len(changes["nickname"]) <= 20:
             raise Invalid("昵称需为 1–20 个字符", code="invalid_nickname")
-    if "birthday" in changes and restricted(user) and changes["birthday"] != user.birthday:
+    known_birthday = current["birthday"]
+    if (
+        "birthday" in changes
+        and restricted_on(known_birthday, user.guardian_consent_at, china_today())
+        and (changes["birthday"] != known_birthday)
+    ):
         # P42: once we know the user is under 18, only a guardian (or a correction case) lifts it.
         raise AppError(
             "未成年人修改生日需先取得监护人同意；如生日填写有误，请在「联系我们」提交更正申请",
@@ -141,31 +153,47 @@ def update_profile(session: Session, user: User, patch: MePatch) -> list[str]:
         changes["region"] = _clean_text(changes["region"], "地区") or None
     if changes.get("avatar_media_id") is not None:
         owned_image(session, user.id, changes["avatar_media_id"])
-    changed = [k for k, v in changes.items() if getattr(user, k) != v]
+    changed = [k for k, v in changes.items() if current[k] != v]
+    columns = []
     for key in changed:
-        setattr(user, key, changes[key])
+        if key in sealed_profile.FIELDS:
+            sealed_profile.write(cipher, user, key, changes[key])
+            columns.append(sealed_profile.column(key))
+        else:
+            setattr(user, key, changes[key])
+            columns.append(f"users.{key}")
     if changed:
         user.updated_at = utcnow()
-        audit.user_action(
-            session, user.id, "profile.updated", [f"users.{k}" for k in changed], purpose="profile"
-        )
-    return changed
+        audit.user_action(session, user.id, "profile.updated", columns, purpose="profile")
+    return columns
 
 
-def privacy_settings(user: User) -> PrivacySettings:
+#: P05: the privacy-settings switch `personalized_recommendations` is not a setting of its own: it
+#: reads and writes the `personalization` consent, so the two can never disagree (off for a new account).
+PERSONALIZATION = "personalization"
+
+
+def privacy_settings(session: Session, user: User) -> PrivacySettings:
     return PrivacySettings(
         show_phone=user.show_phone,
         show_region=user.show_region,
-        personalized_recommendations=user.personalized_recommendations,
+        personalized_recommendations=consent.is_granted(session, user.id, PERSONALIZATION),
     )
 
 
-def update_privacy_settings(session: Session, user: User, patch: PrivacySettingsPatch) -> list[str]:
-    changed = [
-        k for k, v in patch.model_dump(exclude_unset=True).items() if v is not None and getattr(user, k) != v
-    ]
+def update_privacy_settings(
+    session: Session, user: User, patch: PrivacySettingsPatch, policy_version: int
+) -> list[str]:
+    wanted = {k: v for k, v in patch.model_dump(exclude_unset=True).items() if v is not None}
+    personalized = wanted.pop("personalized_recommendations", None)
+    if personalized is not None:
+        # the consent ledger records it, with its own audit event (consent.granted / consent.withdrawn)
+        consent.set_consent(
+            session, user.id, PERSONALIZATION, personalized, policy_version, channel="settings"
+        )
+    changed = [k for k, v in wanted.items() if getattr(user, k) != v]
     for key in changed:
-        setattr(user, key, getattr(patch, key))
+        setattr(user, key, wanted[key])
     if changed:
         user.updated_at = utcnow()
         audit.user_action(session, user.id, "privacy_settings.updated", [f"users.{k}" for k in changed])
@@ -192,17 +220,20 @@ def public_profile(ctx: AppContext, session: Session, user_id: str) -> PublicPro
         )
     )
     shown: dict[str, str | None] = {}
-    # P38/P39: the keys are absent, not just empty, unless the owner switched them on.
+    # P38/P39: the keys are absent, not just empty, unless the owner switched them on; the region is
+    # not even decrypted otherwise.
+    names = ("nickname", "gender", "tags", "region") if user.show_region else ("nickname", "gender", "tags")
+    fields = sealed_profile.read(ctx, session, user, names)
     if user.show_phone:
         shown["phone"] = decrypt_phone(ctx, session, user)
     if user.show_region:
-        shown["region"] = user.region
+        shown["region"] = fields.region
     return PublicProfile(
         id=user.id,
-        nickname=user.nickname or f"汇客{user.id[-4:]}",
+        nickname=fields.nickname or f"汇客{user.id[-4:]}",
         avatar_url=_avatar_url(session, user),
-        gender=user.gender,
-        tags=list(user.tags or []),
+        gender=fields.gender,
+        tags=fields.tags,
         real_name_verified=verified is not None,
         **shown,
     )

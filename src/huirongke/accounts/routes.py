@@ -11,6 +11,8 @@ from sqlalchemy import select
 from huirongke.accounts import profile, signin
 from huirongke.accounts.deps import (
     DB,
+    READ,
+    WRITE,
     AgreedIdentity,
     AgreedUser,
     AnyUser,
@@ -60,7 +62,7 @@ async def get_me(request: Request, who: AgreedIdentity) -> Response:
     return Response(body, media_type="application/json")
 
 
-@router.post("/auth/sms-codes", status_code=202, response_model=SmsCodeSent)
+@router.post("/auth/sms-codes", status_code=202, response_model=SmsCodeSent, **WRITE)
 def request_sms_code(body: SmsCodeRequest, request: Request, ctx: Ctx, session: DB) -> SmsCodeSent:
     signin.request_code(ctx, session, body.phone, client_ip(request))
     return SmsCodeSent(
@@ -103,14 +105,14 @@ def _sign_in(ctx: AppContext, body: SignInRequest, ip: str | None, writer: Write
     return out.model_dump_json().encode()
 
 
-@router.delete("/auth/sessions/current", status_code=204)
+@router.delete("/auth/sessions/current", status_code=204, **WRITE)
 def sign_out(user: AnyUser, session: DB) -> Response:
     signin.revoke_sessions(session, user.user.id, only=user.session_id)
     audit.user_action(session, user.user.id, "session.signed_out")
     return Response(status_code=204)
 
 
-@router.get("/me/sessions", response_model=list[SessionInfo])
+@router.get("/me/sessions", response_model=list[SessionInfo], **READ)
 def list_sessions(user: CurrentUser, session: DB) -> list[SessionInfo]:
     now = utcnow()
     rows = session.execute(
@@ -138,21 +140,27 @@ def list_sessions(user: CurrentUser, session: DB) -> list[SessionInfo]:
     ]
 
 
-@router.delete("/me/sessions/{session_id}", status_code=204)
+@router.delete("/me/sessions/{session_id}", status_code=204, **WRITE)
 def revoke_session(session_id: str, user: CurrentUser, session: DB) -> Response:
     if not signin.revoke_sessions(session, user.user.id, only=session_id):
         raise NotFound("找不到该登录会话", code="session_not_found")
+    audit.user_action(
+        session, user.user.id, "session.revoked", ["auth_sessions.revoked_at"], purpose="account"
+    )
     return Response(status_code=204)
 
 
-@router.delete("/me/sessions", status_code=204)
+@router.delete("/me/sessions", status_code=204, **WRITE)
 def revoke_all_sessions(user: AnyUser, session: DB) -> Response:
     """Sign out everywhere, this device included."""
     signin.revoke_sessions(session, user.user.id)
+    audit.user_action(
+        session, user.user.id, "sessions.revoked_all", ["auth_sessions.revoked_at"], purpose="account"
+    )
     return Response(status_code=204)
 
 
-@router.get("/me/devices", response_model=list[DeviceOut])
+@router.get("/me/devices", response_model=list[DeviceOut], **READ)
 def list_devices(user: CurrentUser, session: DB) -> list[DeviceOut]:
     rows = session.scalars(
         select(Device).where(Device.user_id == user.user.id).order_by(Device.last_seen_at.desc())
@@ -160,36 +168,36 @@ def list_devices(user: CurrentUser, session: DB) -> list[DeviceOut]:
     return [DeviceOut.model_validate(d, from_attributes=True) for d in rows]
 
 
-@router.patch("/me", response_model=MeOut)
+@router.patch("/me", response_model=MeOut, **WRITE)
 def patch_me(body: MePatch, user: AgreedUser, ctx: Ctx, session: DB) -> MeOut:
-    profile.update_profile(session, user.user, body)
+    profile.update_profile(ctx, session, user.user, body)
     session.flush()
     return profile.me_out(ctx, session, user.user, ctx.policy.current(session).version)
 
 
-@router.put("/me/password", status_code=204)
+@router.put("/me/password", status_code=204, **WRITE)
 def set_password(body: PasswordSet, user: CurrentUser, session: DB) -> Response:
     signin.set_password(session, user.user, body.password, body.current_password)
     return Response(status_code=204)
 
 
-@router.get("/me/privacy-settings", response_model=PrivacySettings)
-def get_privacy_settings(user: CurrentUser) -> PrivacySettings:
-    return profile.privacy_settings(user.user)
+@router.get("/me/privacy-settings", response_model=PrivacySettings, **READ)
+def get_privacy_settings(user: CurrentUser, session: DB) -> PrivacySettings:
+    return profile.privacy_settings(session, user.user)
 
 
-@router.patch("/me/privacy-settings", response_model=PrivacySettings)
+@router.patch("/me/privacy-settings", response_model=PrivacySettings, **WRITE)
 def patch_privacy_settings(body: PrivacySettingsPatch, user: CurrentUser, session: DB) -> PrivacySettings:
-    profile.update_privacy_settings(session, user.user, body)
-    return profile.privacy_settings(user.user)
+    profile.update_privacy_settings(session, user.user, body, user.policy_version)
+    return profile.privacy_settings(session, user.user)
 
 
-@router.get("/me/real-name", response_model=RealNameOut | None)
+@router.get("/me/real-name", response_model=RealNameOut | None, **READ)
 def get_real_name(user: CurrentUser, ctx: Ctx, session: DB) -> RealNameOut | None:
     return profile.real_name_out(ctx, session, user.user.id)
 
 
-@router.post("/me/real-name", status_code=201, response_model=RealNameOut)
+@router.post("/me/real-name", status_code=201, response_model=RealNameOut, **WRITE)
 def submit_real_name(body: RealNameSubmit, user: RealNameConsent, ctx: Ctx, session: DB) -> RealNameOut:
     profile.submit_real_name(ctx, session, user.user, body.name, body.id_number)
     out = profile.real_name_out(ctx, session, user.user.id)
@@ -197,6 +205,6 @@ def submit_real_name(body: RealNameSubmit, user: RealNameConsent, ctx: Ctx, sess
     return out
 
 
-@router.get("/users/{user_id}", response_model=PublicProfile, response_model_exclude_unset=True)
+@router.get("/users/{user_id}", response_model=PublicProfile, response_model_exclude_unset=True, **READ)
 def get_public_profile(user_id: str, _: CurrentUser, ctx: Ctx, session: DB) -> PublicProfile:
     return profile.public_profile(ctx, session, user_id)

@@ -76,6 +76,9 @@ class MePatch(Strict):
 
 
 class PrivacySettings(BaseModel):
+    """`personalized_recommendations` is the `personalization` consent itself (P05), read and written
+    through the consent ledger; the other two are columns of the user."""
+
     show_phone: bool
     show_region: bool
     personalized_recommendations: bool

@@ -153,7 +153,7 @@ _LIVE_CODE = (
 _USER_AND_AGREEMENT = select(
     User,
     select(PolicyAgreement.id)
-    .where(PolicyAgreement.user_id == User.id, PolicyAgreement.version == bindparam("version"))
+    .where(PolicyAgreement.user_id == User.id, PolicyAgreement.version >= bindparam("version"))
     .exists(),
 ).where(User.phone_bidx == bindparam("bidx"))
 
@@ -198,7 +198,8 @@ def sign_in(
     if ip:
         enforce(ctx.limiter, f"signin-ip:{sha256_hex(ip)}", ctx.settings.signin_ip_hourly_limit, 3600)
     current = ctx.policy.current(session)
-    found = session.execute(_USER_AND_AGREEMENT, {"bidx": bidx, "version": current.version}).first()
+    # Agreed: to the latest version that asked for agreement, or to a later one (P41, P43).
+    found = session.execute(_USER_AND_AGREEMENT, {"bidx": bidx, "version": current.consent_version}).first()
     user, had_agreed = (found[0], bool(found[1])) if found else (None, False)
 
     if password is not None and code is None:
@@ -284,10 +285,8 @@ def _register(ctx: AppContext, session: Session, phone: str, bidx: str) -> User:
         "phone_bidx": bidx,
         "phone_enc": cipher.encrypt("users.phone_enc", phone),
         "status": "active",
-        "tags": [],
         "show_phone": False,
         "show_region": False,
-        "personalized_recommendations": True,
         "created_at": now,
         "updated_at": now,
     }

@@ -51,6 +51,7 @@ class KeyRing:
         self._wrap_key = _derive(master_key, "hrk:wrap:v1")
         self._index_key = _derive(master_key, "hrk:blind-index:v1")
         self._mac_key = _derive(master_key, "hrk:mac:v1")
+        self._audit_key = _derive(master_key, "hrk:audit-chain:v1")
 
     @classmethod
     def from_file(cls, path: Path) -> KeyRing:
@@ -80,6 +81,11 @@ class KeyRing:
     def mac(self, *parts: str) -> str:
         """Keyed digest for secrets we only compare (SMS codes), never reversible offline."""
         return hmac.new(self._mac_key, "\x00".join(parts).encode(), hashlib.sha256).hexdigest()
+
+    def audit_key(self) -> bytes:
+        """The key of the audit chain's HMACs (`privacy.audit`): derived from the master key and held
+        only in memory, so whoever can write the database cannot recompute a valid chain."""
+        return self._audit_key
 
 
 class FieldCipher:

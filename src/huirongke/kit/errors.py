@@ -8,8 +8,11 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from huirongke.kit.middleware import route_template
 
 log = structlog.get_logger(__name__)
 
@@ -104,6 +107,42 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
+class ErrorDetail(BaseModel):
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="snake_case error code")
+    message: str = Field(description="可读的说明 (Simplified Chinese)")
+    details: dict[str, Any]
+
+
+class ErrorBody(BaseModel):
+    """The one error body of every API error (API.md, "Conventions")."""
+
+    error: ErrorDetail
+
+
+# The statuses any API operation may answer with the error body: bad input, no or bad token, the
+# gates (403 guardian/step-up, 428 policy/consent), a missing object, a conflict, rate limits and a
+# busy database. 413 and 415 belong to the upload routes only; a 500 is a bug and is not documented.
+COMMON_ERROR_STATUSES = (400, 401, 403, 404, 409, 422, 428, 429, 503)
+_DESCRIPTIONS = {
+    400: "请求有误",
+    401: "未登录或登录已失效",
+    403: "没有权限",
+    404: "对象不存在",
+    409: "与当前状态冲突",
+    413: "文件过大",
+    415: "不支持的文件类型",
+    422: "提交的内容不符合要求",
+    428: "需要同意隐私政策或授权",
+    429: "操作过于频繁（见 Retry-After）",
+    503: "服务繁忙或尚未就绪",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for these error statuses, each with the API.md error body."""
+    return {status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]} for status in statuses}
+
+
 _STATUS_CODES = {
     400: ("bad_request", "请求有误"),
     401: ("unauthorized", "请先登录"),
@@ -149,21 +188,23 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DataError)
     async def _db_data(request: Request, exc: DataError) -> JSONResponse:
         # The database refused a value (e.g. a NUL byte PostgreSQL cannot store): bad input, not a bug.
-        log.warning("database_rejected_value", error_type=type(exc.orig).__name__, path=request.url.path)
+        log.warning(
+            "database_rejected_value", error_type=type(exc.orig).__name__, path=route_template(request.scope)
+        )
         return JSONResponse(error_body("invalid_input", "提交的内容包含无法处理的字符"), status_code=400)
 
     @app.exception_handler(OperationalError)
     async def _db_operational(request: Request, exc: OperationalError) -> JSONResponse:
         if "locked" in str(exc.orig).lower() or "deadlock" in str(exc.orig).lower():
             # Contention, not a bug: nothing was written, and trying again shortly will work.
-            log.warning("database_busy", path=request.url.path)
+            log.warning("database_busy", path=route_template(request.scope))
             return JSONResponse(
                 error_body("busy", "系统繁忙，请稍后重试"), status_code=503, headers={"Retry-After": "1"}
             )
-        log.error("database_error", error_type=type(exc.orig).__name__, path=request.url.path)
+        log.error("database_error", error_type=type(exc.orig).__name__, path=route_template(request.scope))
         return JSONResponse(error_body("internal_error", "服务器开小差了，请稍后再试"), status_code=500)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled_error", error_type=type(exc).__name__, path=request.url.path)
+        log.error("unhandled_error", error_type=type(exc).__name__, path=route_template(request.scope))
         return JSONResponse(error_body("internal_error", "服务器开小差了，请稍后再试"), status_code=500)

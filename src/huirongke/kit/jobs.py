@@ -2,6 +2,11 @@
 
 Job functions are registered once with `@job(...)` and bound to each JobQueue. Payloads carry ids
 only, never personal data. `serve` runs an in-process consumer; `huirongke worker` runs one alone.
+
+The modules that define jobs are imported by the composition roots (`huirongke.app`, the CLI's
+`worker`) through `huirongke.jobs_registry`, never by the context: job modules import the context,
+so the context importing them would be a cycle. A queue binds every job registered when it is built,
+and a job registered later on first use, so the order of those imports does not matter.
 """
 
 from __future__ import annotations
@@ -72,8 +77,16 @@ class JobQueue:
         else:
             self._tasks[name] = self.huey.task(name=name)(run)
 
+    def _task(self, name: str) -> Any:
+        if name not in self._tasks:
+            reg = _REGISTRY.get(name)
+            if reg is None:
+                raise LookupError(f"no job named {name!r} is registered (is its module imported?)")
+            self._bind(name, reg)
+        return self._tasks[name]
+
     def enqueue(self, name: str, *args: Any, delay: timedelta | None = None) -> None:
-        task = self._tasks[name]
+        task = self._task(name)
         if delay:
             task.schedule(args=args, delay=delay.total_seconds())
         else:

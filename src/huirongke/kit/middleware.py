@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware: request ids, an access log without query strings, and security headers."""
+"""Pure-ASGI middleware: request ids, an access log that names route templates (never raw paths or
+query strings), and security headers."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 from typing import Any
 
 import structlog
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("huirongke.access")
@@ -71,13 +73,25 @@ class RequestContextMiddleware:
                     log.info(
                         "request",
                         method=scope["method"],
-                        # Never the query string (it may carry a phone number), nor a media key
-                        # (it works as a capability URL to someone's photo).
-                        path="/media/…" if path.startswith("/media/") else path,
+                        path=route_template(scope),
                         status=status,
                         ms=round((time.perf_counter() - start) * 1000, 1),
                         user_id=user_id,
                     )
+
+
+UNMATCHED = "<unmatched>"
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template (`/api/v1/users/{user_id}`), never the raw path: a path can name
+    another user (their id), carry a media key (a capability URL to someone's photo) or anything a
+    client typed. A path that matched no route is logged as `UNMATCHED`."""
+    route = scope.get("route")
+    if isinstance(route, Mount):
+        return f"{route.path}/{{path}}"
+    template = getattr(route, "path", None)
+    return template if isinstance(template, str) and template else UNMATCHED
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -6,9 +6,13 @@ import os
 from pathlib import Path
 from typing import Protocol
 
+from huirongke.kit.thirdparty import MAINLAND, ThirdPartyFacts
+
 
 class MediaStorage(Protocol):
     region: str
+    #: The third-party facts it declares (the sharing list), or None when the files stay on our servers.
+    third_party: ThirdPartyFacts | None
 
     def put(self, key: str, data: bytes) -> None: ...
     def get(self, key: str) -> bytes: ...
@@ -19,7 +23,8 @@ class MediaStorage(Protocol):
 
 class LocalStorage:
     name = "local_media"
-    region = "CN-mainland"  # the folder is on the server, which runs in the PRC (P14)
+    region = MAINLAND  # the folder is on the server, which runs in the PRC (P14)
+    third_party: ThirdPartyFacts | None = None  # first-party: nobody else holds the files
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()

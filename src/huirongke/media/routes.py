@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
-from huirongke.accounts.deps import DB, Ctx, CurrentUser
+from huirongke.accounts.deps import DB, READ, WRITE, Ctx, CurrentUser
 from huirongke.kit.errors import Invalid, NotFound, TooLarge
 from huirongke.media import service
+from huirongke.privacy import consent
 
 router = APIRouter(tags=["media"])
 
@@ -21,6 +24,23 @@ class MediaOut(BaseModel):
     url: str
     width: int | None
     height: int | None
+
+
+def _captured_through(
+    user: CurrentUser,
+    session: DB,
+    source: Annotated[
+        Literal["camera", "album"] | None,
+        Query(
+            description="Where the client took the file from: `camera` or `album` (the OS permission it "
+            "used). Declared, the upload is refused with 428 `permission_required` unless the client's "
+            "latest report for that permission is `granted` (P40). Omit it for a file picker that "
+            "needs no OS permission."
+        ),
+    ] = None,
+) -> None:
+    if source is not None:
+        consent.check_permission(session, user.user.id, source)
 
 
 @router.post(
@@ -41,8 +61,10 @@ class MediaOut(BaseModel):
             "required": True,
         }
     },
-)
-async def upload(request: Request, user: CurrentUser, ctx: Ctx, session: DB) -> MediaOut:
+, **WRITE)
+async def upload(
+    request: Request, user: CurrentUser, ctx: Ctx, session: DB, _: Annotated[None, Depends(_captured_through)]
+) -> MediaOut:
     limit = ctx.settings.avatar_max_bytes
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit + 64 * 1024:
@@ -75,7 +97,7 @@ async def upload(request: Request, user: CurrentUser, ctx: Ctx, session: DB) -> 
     )
 
 
-@router.get("/media/{key:path}", include_in_schema=False)
+@router.get("/media/{key:path}", include_in_schema=False, **READ)
 def serve_media(key: str, ctx: Ctx, session: DB) -> Response:
     media = service.by_storage_key(session, key)
     if media is None or not ctx.storage.exists(key):

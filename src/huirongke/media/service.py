@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from huirongke.context import AppContext
 from huirongke.kit.clock import utcnow
-from huirongke.kit.errors import Invalid, NotFound, TooLarge, UnsupportedMedia
+from huirongke.kit.errors import BadRequest, NotFound, TooLarge, UnsupportedMedia
 from huirongke.media.models import Media
+from huirongke.privacy import audit
 
 _ACCEPTED = {"JPEG", "PNG", "WEBP", "GIF", "BMP"}
 MAX_EDGE = 2048
@@ -36,7 +37,11 @@ def _decode(data: bytes, max_pixels: int) -> Image.Image:
             probe.verify()
         image = Image.open(io.BytesIO(data))
         image.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow refuses more than MAX_IMAGE_PIXELS (set to our limit above) as it opens the file:
+        # the image is too large (413, API.md), not of a wrong type.
+        raise TooLarge("图片尺寸过大", code="image_too_large") from None
+    except UnidentifiedImageError:
         raise UnsupportedMedia("文件不是有效的图片", code="invalid_image") from None
     except (OSError, SyntaxError, ValueError):
         raise UnsupportedMedia("图片文件已损坏，无法读取", code="invalid_image") from None
@@ -65,7 +70,7 @@ def reencode(data: bytes, max_pixels: int, max_edge: int = MAX_EDGE) -> tuple[by
 
 def upload_image(ctx: AppContext, session: Session, owner_id: str, data: bytes) -> Media:
     if not data:
-        raise Invalid("文件为空", code="empty_file")
+        raise BadRequest("文件为空", code="empty_file")  # API.md: an empty file is 400
     if len(data) > ctx.settings.avatar_max_bytes:
         limit_mb = ctx.settings.avatar_max_bytes // (1024 * 1024)
         raise TooLarge(f"图片不能超过 {limit_mb} MB", code="file_too_large")
@@ -86,6 +91,7 @@ def upload_image(ctx: AppContext, session: Session, owner_id: str, data: bytes) 
     )
     session.add(media)
     session.flush()
+    audit.user_action(session, owner_id, "media.uploaded", ["media.storage_key"])
     return media
 
 

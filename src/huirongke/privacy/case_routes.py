@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from huirongke.accounts.deps import DB, AnyUser, Ctx, client_ip
+from huirongke.accounts.deps import DB, READ, WRITE, AnyUser, Ctx, client_ip
 from huirongke.context import AppContext
 from huirongke.privacy import cases
 from huirongke.privacy.models import PrivacyCase
@@ -82,7 +82,7 @@ def case_out(ctx: AppContext, session: Session, case: PrivacyCase) -> CaseOut:
     )
 
 
-@router.post("", status_code=201, response_model=CaseOut)
+@router.post("", status_code=201, response_model=CaseOut, **WRITE)
 def open_case(body: CaseIn, request: Request, user: AnyUser, ctx: Ctx, session: DB) -> CaseOut:
     case = cases.open_case(
         ctx, session, user.user, body.kind, body.description, body.ground, client_ip(request)
@@ -90,22 +90,22 @@ def open_case(body: CaseIn, request: Request, user: AnyUser, ctx: Ctx, session: 
     return case_out(ctx, session, case)
 
 
-@router.get("", response_model=list[CaseOut])
+@router.get("", response_model=list[CaseOut], **READ)
 def list_cases(user: AnyUser, ctx: Ctx, session: DB) -> list[CaseOut]:
     return [case_out(ctx, session, c) for c in cases.user_cases(session, user.user.id)]
 
 
-@router.get("/{case_id}", response_model=CaseOut)
+@router.get("/{case_id}", response_model=CaseOut, **READ)
 def get_case(case_id: str, user: AnyUser, ctx: Ctx, session: DB) -> CaseOut:
     return case_out(ctx, session, cases.get_case(session, user.user.id, case_id))
 
 
-@router.post("/{case_id}/verification", response_model=CaseOut)
+@router.post("/{case_id}/verification", response_model=CaseOut, **WRITE)
 def verify(case_id: str, body: CodeIn, user: AnyUser, ctx: Ctx, session: DB) -> CaseOut:
     return case_out(ctx, session, cases.verify_case(ctx, session, user.user, case_id, body.code))
 
 
-@router.post("/{case_id}/verification-code", status_code=202)
+@router.post("/{case_id}/verification-code", status_code=202, **WRITE)
 def resend_code(case_id: str, request: Request, user: AnyUser, ctx: Ctx, session: DB) -> dict[str, int]:
     case = cases.get_case(session, user.user.id, case_id)
     if case.status == "awaiting_verification":

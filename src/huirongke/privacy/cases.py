@@ -1,14 +1,15 @@
 """Requests handled by people (P34, P35, P37, R05, R14).
 
 A case is opened by the user, confirmed with an SMS code to their own phone (identity
-verification), and must be closed within 15 PRC working days of that verification. A refusal
-states its reasons and tells the user they may go to court.
+verification), and must be answered by its deadline: the earlier of 15 calendar days (the policy's
+promise, "验证你的用户身份后的15天内予以回复") and 15 PRC working days (R05) after the day of that
+verification in Beijing. A refusal states its reasons and tells the user they may go to court.
 """
 
 from __future__ import annotations
 
 import contextlib
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,6 +23,8 @@ from huirongke.kit.errors import AppError, Conflict, Invalid, NotFound, RateLimi
 from huirongke.privacy import audit
 from huirongke.privacy.models import CaseEvent, PrivacyCase
 
+#: The policy's reply period in calendar days, and R05's in PRC working days.
+DEADLINE_DAYS = 15
 DEADLINE_WORKDAYS = 15
 KINDS = {
     "deletion": "删除个人信息申请",
@@ -43,6 +46,18 @@ STATUS_LABELS = {
     "refused": "不予处理",
 }
 COURT_NOTICE = "如您对处理结果不满意，可以依法向有管辖权的人民法院提起诉讼。"
+
+
+def reply_deadline(calendar: workdays.WorkdayCalendar, verified_on: date) -> date:
+    """The earlier of 15 calendar days and 15 working days after `verified_on` (that day not counted).
+
+    Fifteen working days never pass in fewer than fifteen calendar days, so today the calendar cap
+    always decides; it also keeps the deadline on time in a year the calendar has no data for.
+    """
+    return min(
+        verified_on + timedelta(days=DEADLINE_DAYS),
+        calendar.add_workdays(verified_on, DEADLINE_WORKDAYS),
+    )
 
 
 def _event(session: Session, case: PrivacyCase, actor: str, note: str | None = None) -> None:
@@ -103,7 +118,10 @@ def verify_case(ctx: AppContext, session: Session, user: User, case_id: str, cod
     check_code(ctx, session, user.phone_bidx, code, purpose="case")
     now = utcnow()
     case.status, case.verified_at = "open", now
-    case.deadline = workdays.add_workdays(china_today(), DEADLINE_WORKDAYS)
+    audit.user_action(
+        session, user.id, "case.verified", ["privacy_cases.status", "privacy_cases.verified_at"], "account"
+    )
+    case.deadline = reply_deadline(workdays.load(ctx.settings.workday_calendar_file), china_today())
     _event(session, case, "user", "身份已验证")
     return case
 

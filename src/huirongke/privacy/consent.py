@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from huirongke.kit.clock import utcnow
-from huirongke.kit.errors import AppError, NotFound
+from huirongke.kit.errors import AppError, NotFound, PreconditionRequired
 from huirongke.privacy import audit, changes, registry
 from huirongke.privacy.models import ConsentEvent, PermissionEvent
 from huirongke.privacy.purposes import PURPOSES, Purpose
@@ -156,6 +156,8 @@ def record_permission(
     if permission not in PERMISSIONS:
         raise NotFound("没有这项系统权限", code="permission_not_found")
     session.add(PermissionEvent(user_id=user_id, permission=permission, event=event, at=utcnow()))
+    audit.user_action(session, user_id, f"permission.{event}", ["permission_events.event"])
+    audit.user_action(session, user_id, f"permission.{event}", ["permission_events.event"])
     session.flush()
     return permission_state(session, user_id, permission)
 
@@ -180,3 +182,24 @@ def permission_state(session: Session, user_id: str, permission: str) -> Permiss
 def permission_active(session: Session, user_id: str, permission: str) -> bool:
     """P40: collection through a permission happens only while its latest report is `granted`."""
     return permission_state(session, user_id, permission).state == "granted"
+
+
+def check_permission(session: Session, user_id: str, permission: str) -> None:
+    """P40: refuse collection through `permission` unless the client's latest report for it is
+    `granted`: after `revoked` or `denied` (or before any report) the answer is 428
+    `permission_required`, and a new `granted` report opens it again at once."""
+    if permission_active(session, user_id, permission):
+        return
+    state = permission_state(session, user_id, permission)
+    label = PERMISSIONS[permission]
+    raise PreconditionRequired(
+        f"{label}权限未授权或已被撤回，不能通过它收集信息；请在系统设置中授权后再试",
+        code="permission_required",
+        details={
+            "permission": permission,
+            "label": label,
+            "state": state.state,
+            "may_ask": state.may_ask,
+            "ask_after": state.ask_after.isoformat() if state.ask_after else None,
+        },
+    )

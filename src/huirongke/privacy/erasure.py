@@ -27,7 +27,7 @@ from huirongke.kit.clock import utcnow
 from huirongke.kit.db import after_commit
 from huirongke.kit.errors import AppError, Conflict, NotFound
 from huirongke.kit.jobs import job
-from huirongke.privacy import audit, changes, registry
+from huirongke.privacy import audit, changes, ledger, registry
 from huirongke.privacy.datamap import Subject
 from huirongke.privacy.models import AccountCancellation
 from huirongke.privacy.registry import MappedTable, Who
@@ -157,6 +157,7 @@ def erase(ctx: AppContext, cancellation_id: str, *, fail: FailHook | None = None
             update(User).where(User.id == user_id).values(status="erasing"),
             execution_options=changes.of(user_id),
         )
+    ledger.record(ctx.settings.data_dir, user_id, cancellation_id)  # durable before any step (backups)
     log.info("erasure_started", cancellation_id=cancellation_id, user_id=user_id)
 
     tables = registry.personal_tables()

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from huirongke.accounts import sealed_profile
 from huirongke.accounts.identity import ADULT_AGE, age_on, restricted_on
 from huirongke.accounts.models import User
 from huirongke.accounts.signin import check_code, parse_phone, request_code
@@ -20,12 +22,17 @@ from huirongke.privacy import audit, erasure, export
 from huirongke.privacy.models import DataExport, GuardianConsent
 
 
-def is_minor(user: User) -> bool:
-    return user.birthday is not None and age_on(user.birthday, china_today()) < ADULT_AGE
+def _birthday(ctx: AppContext, session: Session, user: User) -> date | None:
+    return sealed_profile.read(ctx, session, user, ("birthday",)).birthday
 
 
-def restricted(user: User) -> bool:
-    return restricted_on(user.birthday, user.guardian_consent_at, china_today())
+def is_minor(ctx: AppContext, session: Session, user: User) -> bool:
+    born = _birthday(ctx, session, user)
+    return born is not None and age_on(born, china_today()) < ADULT_AGE
+
+
+def restricted(ctx: AppContext, session: Session, user: User) -> bool:
+    return restricted_on(_birthday(ctx, session, user), user.guardian_consent_at, china_today())
 
 
 def send_guardian_code(ctx: AppContext, session: Session, user: User, raw_phone: str, ip: str | None) -> None:
@@ -101,7 +108,7 @@ def guardian_request(
         raise NotFound("没有与该号码关联的未成年人账号", code="no_children")
     results = []
     for child in children:
-        r = GuardianResult(child.id, child.nickname)
+        r = GuardianResult(child.id, sealed_profile.read(ctx, session, child, ("nickname",)).nickname)
         if kind == "export":
             row = export.request_export(ctx, session, child.id, requested_by="guardian")
             token = secrets.token_urlsafe(24)

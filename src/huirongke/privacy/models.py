@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from huirongke.kit.db import Base, UTCDateTime
@@ -33,6 +35,12 @@ class PolicyVersion(Base):
     text: Mapped[str] = mapped_column(Text, info=NOT_PERSONAL)
     changes: Mapped[str] = mapped_column(Text, default="", info=NOT_PERSONAL)
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
+    #: Whether users must agree to this version (else an agreement to an earlier one still holds).
+    requires_consent: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=sa_true(), info=NOT_PERSONAL
+    )
+    #: The setting-derived values the template was rendered with; None for a text published by hand.
+    facts: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, info=NOT_PERSONAL)
 
 
 class PolicyAgreement(Base):

@@ -1,88 +1,64 @@
-"""Third parties (P02, P14, P25, R01): every SDK and provider that receives personal data.
+"""Third parties (P14, P25, R01): the providers configured in this process that send personal data out.
 
-The sharing list is generated from these declarations; the region check at start-up reads them.
+Nothing here is written by hand: every provider class declares its own facts
+(`kit.thirdparty.ThirdPartyFacts`, or `None` when it is first-party), and the sharing list is the
+declarations of the provider objects the running `AppContext` actually holds. A provider that is not
+configured, or not built, is therefore never listed. The data-location check reads the same
+declarations (a provider's `region` is the region it declares).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Mapping
 
 from huirongke.config import Settings
+from huirongke.kit.thirdparty import MAINLAND, ThirdPartyFacts, facts_of, region_of
 
-MAINLAND = "CN-mainland"
-
-
-@dataclass(frozen=True)
-class ThirdParty:
-    key: str
-    name: str
-    company: str
-    region: str
-    purpose: str  # a key of the purposes catalogue
-    data: tuple[str, ...]  # data-map categories it receives
-    scenario: str
-    manner: str  # how it receives data: SDK, API call, storage
-    basis: str
+__all__ = [
+    "MAINLAND",
+    "DataLocationError",
+    "check_data_location",
+    "configured_providers",
+    "third_parties",
+]
 
 
-def active_third_parties(settings: Settings) -> list[ThirdParty]:
-    parties = [
-        ThirdParty(
-            key="umeng",
-            name="友盟+ 统计分析 SDK",
-            company="友盟同欣（北京）科技有限公司",
-            region=MAINLAND,
-            purpose="analytics_umeng",
-            data=("device.id", "device.model", "device.os_version", "device.network.type"),
-            scenario="在您单独同意后，统计应用使用情况、校准报表、提供基础反作弊",
-            manner="移动端 SDK 采集，设备标识经假名化处理",
-            basis="单独同意，可随时撤回",
-        )
-    ]
-    if settings.sms_provider == "aliyun":
-        parties.append(
-            ThirdParty(
-                key="aliyun_sms",
-                name="阿里云短信服务",
-                company="阿里云计算有限公司",
-                region=MAINLAND,
-                purpose="account",
-                data=("user.contact.phone",),
-                scenario="发送登录验证码及身份核验短信",
-                manner="服务端 API 调用（委托处理）",
-                basis="委托处理，履行与您的服务约定所必需",
-            )
-        )
-    if settings.storage_url and settings.storage_url.startswith("s3://"):
-        parties.append(
-            ThirdParty(
-                key="object_storage",
-                name="对象存储服务",
-                company="云存储服务商",
-                region=MAINLAND,
-                purpose="profile",
-                data=("user.media.file",),
-                scenario="存储您上传的头像、图片和视频",
-                manner="服务端 API 调用（委托处理）",
-                basis="委托处理，履行与您的服务约定所必需",
-            )
-        )
-    return parties
+def configured_providers(ctx: object) -> dict[str, object]:
+    """Every provider object the context holds (sms, storage, and any added later): each field whose
+    value declares `third_party`, first-party or not."""
+    assert dataclasses.is_dataclass(ctx) and not isinstance(ctx, type)
+    found = {}
+    for f in dataclasses.fields(ctx):
+        value = getattr(ctx, f.name, None)
+        if value is not None and hasattr(type(value), "third_party"):
+            found[f.name] = value
+    return found
+
+
+def third_parties(ctx: object) -> list[ThirdPartyFacts]:
+    """The third parties of the running process: the declarations of its configured providers."""
+    out = []
+    for provider in configured_providers(ctx).values():
+        facts = facts_of(provider)
+        if facts is not None and facts not in out:
+            out.append(facts)
+    return out
 
 
 class DataLocationError(RuntimeError):
     pass
 
 
-def check_data_location(settings: Settings, regions: dict[str, str]) -> None:
+def check_data_location(settings: Settings, providers: Mapping[str, object | str]) -> None:
     """P14: refuse to start when data would be stored or processed outside mainland China, unless a
-    cross-border purpose is declared; that purpose must be one users consent to separately."""
+    cross-border purpose is declared; that purpose must be one users consent to separately.
+
+    `providers` maps a name to a provider object (its declared region is read) or to a region."""
     from huirongke.privacy.purposes import PURPOSES
 
+    regions = {name: p if isinstance(p, str) else region_of(p) for name, p in providers.items()}
     abroad = {name: region for name, region in regions.items() if region != MAINLAND}
-    for p in active_third_parties(settings):
-        if p.region != MAINLAND:
-            abroad[p.key] = p.region
     if not abroad:
         return
     purpose = PURPOSES.get(settings.cross_border_purpose or "")

@@ -3,6 +3,10 @@
 `basis` is one of: consent, separate_consent (PIPL 29/23/25: sensitive data, third parties,
 public disclosure), contract (needed to provide what the user asked for), legal_obligation,
 and the legal exceptions the policy lists, recorded as bases rather than hidden.
+
+Only purposes the code serves are listed: no analytics SDK is integrated and no usage statistics are
+collected, so there is no statistics purpose. Ledger rows of a purpose that is no longer listed
+(e.g. the former `analytics_umeng`) stay as history and are ignored by `consent.states`.
 """
 
 from __future__ import annotations
@@ -73,14 +77,6 @@ PURPOSES: dict[str, Purpose] = {
             False,
         ),
         Purpose("location", "位置信息", "separate_consent", "客源搜索和个性化推荐使用您的位置", "P05", False),
-        Purpose(
-            "analytics_umeng",
-            "友盟+统计分析",
-            "separate_consent",
-            "由第三方友盟+提供统计分析与基础反作弊",
-            "P02",
-            False,
-        ),
     ]
 }
 

@@ -15,7 +15,7 @@ from sqlalchemy import delete, update
 from huirongke.context import AppContext
 from huirongke.kit.clock import utcnow
 from huirongke.kit.jobs import job
-from huirongke.privacy import audit, registry
+from huirongke.privacy import audit, registry, stores
 from huirongke.privacy.registry import retention_delta
 
 log = structlog.get_logger(__name__)
@@ -69,6 +69,7 @@ def apply(ctx: AppContext) -> list[RetentionResult]:
         pruned = audit.prune(s, ctx.settings.audit_retention_days)
         if pruned:
             results.append(RetentionResult("audit_events", "*", "delete", pruned))
+        results += stores.prune_logs(ctx.settings)  # rotated log files past their period
         if results:
             audit.record(
                 s,

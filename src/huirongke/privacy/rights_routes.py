@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
-from huirongke.accounts.deps import DB, AnyUser, Ctx
+from huirongke.accounts.deps import DB, AUDITED_READ, READ, WRITE, AnyUser, Ctx
 from huirongke.kit.clock import utcnow
 from huirongke.privacy import erasure, export
 from huirongke.privacy.models import AccountCancellation, DataExport
@@ -42,12 +42,12 @@ def _export_out(row: DataExport) -> ExportOut:
     )
 
 
-@router.post("/data-exports", status_code=202, response_model=ExportOut)
+@router.post("/data-exports", status_code=202, response_model=ExportOut, **WRITE)
 def create_export(user: AnyUser, ctx: Ctx, session: DB) -> ExportOut:
     return _export_out(export.request_export(ctx, session, user.user.id))
 
 
-@router.get("/data-exports", response_model=list[ExportOut])
+@router.get("/data-exports", response_model=list[ExportOut], **READ)
 def list_exports(user: AnyUser, session: DB) -> list[ExportOut]:
     from sqlalchemy import select
 
@@ -60,7 +60,7 @@ def list_exports(user: AnyUser, session: DB) -> list[ExportOut]:
     return [_export_out(r) for r in rows]
 
 
-@router.get("/data-exports/{export_id}", response_model=ExportOut)
+@router.get("/data-exports/{export_id}", response_model=ExportOut, **READ)
 def get_export(export_id: str, user: AnyUser, session: DB) -> ExportOut:
     return _export_out(export.get_export(session, user.user.id, export_id))
 
@@ -69,7 +69,7 @@ def get_export(export_id: str, user: AnyUser, session: DB) -> ExportOut:
     "/data-exports/{export_id}/download",
     response_class=Response,
     responses={200: {"content": {"application/zip": {}}}},
-)
+, **AUDITED_READ)
 def download_export(export_id: str, user: AnyUser, ctx: Ctx, session: DB) -> Response:
     row = export.get_export(session, user.user.id, export_id)
     data = export.open_archive(ctx, session, row)
@@ -97,18 +97,18 @@ def _cancel_out(ctx: Ctx, row: AccountCancellation) -> CancellationOut:
     )
 
 
-@router.post("/account-cancellation", status_code=202, response_model=CancellationOut)
+@router.post("/account-cancellation", status_code=202, response_model=CancellationOut, **WRITE)
 def cancel_account(user: AnyUser, ctx: Ctx, session: DB) -> CancellationOut:
     return _cancel_out(ctx, erasure.request_cancellation(ctx, session, user.user))
 
 
-@router.get("/account-cancellation", response_model=CancellationOut | None)
+@router.get("/account-cancellation", response_model=CancellationOut | None, **READ)
 def get_cancellation(user: AnyUser, ctx: Ctx, session: DB) -> CancellationOut | None:
     row = erasure.current_cancellation(session, user.user.id)
     return _cancel_out(ctx, row) if row else None
 
 
-@router.delete("/account-cancellation", status_code=204)
+@router.delete("/account-cancellation", status_code=204, **WRITE)
 def withdraw_cancellation(user: AnyUser, session: DB) -> Response:
     erasure.withdraw_cancellation(session, user.user.id)
     return Response(status_code=204)

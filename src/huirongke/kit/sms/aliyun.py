@@ -27,10 +27,26 @@ if TYPE_CHECKING:
 
 from huirongke.kit.clock import utcnow
 from huirongke.kit.sms.base import SmsMessage, SmsSendError
+from huirongke.kit.thirdparty import MAINLAND, ThirdPartyFacts
 
 API_VERSION = "2017-05-25"
 DEFAULT_ENDPOINT = "https://dysmsapi.aliyuncs.com/"
 MAINLAND_PREFIX = "+86"
+
+
+#: Aliyun receives the numbers it texts: the sign-in, step-up and case codes to the user's own phone,
+#: and the guardian-consent code to the guardian's phone.
+ALIYUN_SMS = ThirdPartyFacts(
+    key="aliyun_sms",
+    name="阿里云短信服务",
+    company="阿里云计算有限公司",
+    region=MAINLAND,
+    purpose="account",
+    data=("user.contact.phone", "guardian.contact.phone"),
+    scenario="发送登录、身份核验和监护人同意的短信验证码",
+    manner="服务端 API 调用（委托处理），只传送手机号码和验证码",
+    basis="委托处理，履行与您的服务约定所必需",
+)
 
 
 def percent_encode(s: str) -> str:
@@ -65,8 +81,10 @@ class AliyunSmsProvider:
     """Sends template messages through Aliyun SMS. Only mainland China (+86) numbers are accepted."""
 
     name = "aliyun_sms"
-    #: Where the provider processes data (P14).
-    region = "CN-mainland"
+    #: Aliyun receives the numbers it texts (P25, R01).
+    third_party: ThirdPartyFacts | None = ALIYUN_SMS
+    #: Where the provider processes data (P14): the region it declares.
+    region = ALIYUN_SMS.region
 
     def __init__(
         self,

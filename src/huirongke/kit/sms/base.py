@@ -1,9 +1,12 @@
-"""The SMS provider interface. A provider is a third party in the data map's sharing list."""
+"""The SMS provider interface. A provider that sends data out declares itself a third party
+(`kit.thirdparty`), and so appears in the sharing list while it is configured."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+from huirongke.kit.thirdparty import ThirdPartyFacts
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -27,6 +30,8 @@ class SmsProvider(Protocol):
     name: str
     #: Where the provider processes data (P14): e.g. "CN-mainland".
     region: str
+    #: The third-party facts it declares (the sharing list), or None for a first-party provider.
+    third_party: ThirdPartyFacts | None
 
     def stage(self, session: Session, message: SmsMessage) -> None:
         """Inside the transaction that issues the message, before it commits: a provider may record the

@@ -9,6 +9,7 @@ import structlog
 
 from huirongke.kit.phone import mask
 from huirongke.kit.sms.base import SmsMessage
+from huirongke.kit.thirdparty import MAINLAND, ThirdPartyFacts
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -18,7 +19,9 @@ log = structlog.get_logger(__name__)
 
 class ConsoleSmsProvider:
     name = "console_sms"
-    region = "CN-mainland"
+    region = MAINLAND
+    #: First-party: prints on our own server and sends nothing to anyone.
+    third_party: ThirdPartyFacts | None = None
 
     def __init__(self, outbox_row: Callable[[Session, SmsMessage], None] | None = None) -> None:
         self._record = outbox_row

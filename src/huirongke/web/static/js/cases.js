@@ -8,7 +8,8 @@ import { codeInput, devHint, fillFromOutbox, outboxMark, startCountdown, waitFro
 import { state } from './state.js';
 import { alertBox, field, setFieldError, toast, withLoading } from './ui.js';
 
-export const DEADLINE_WORKDAYS = 15;
+/** The reply period after the identity check: 15 calendar days (the policy's promise). */
+export const DEADLINE_DAYS = 15;
 
 export const CASE_TONES = {
   awaiting_verification: 'pending',
@@ -144,8 +145,8 @@ export function caseAcceptedCard(c, { onAnother }) {
       'p',
       { class: 'card-text', id: 'case-deadline' },
       c.deadline
-        ? `我们将在 ${formatDay(c.deadline)} 前处理完毕（${DEADLINE_WORKDAYS} 个工作日内），处理结果会显示在“我的申请”中。`
-        : `我们将在 ${DEADLINE_WORKDAYS} 个工作日内处理完毕，处理结果会显示在“我的申请”中。`,
+        ? `我们将在 ${formatDay(c.deadline)} 前处理完毕（身份验证后 ${DEADLINE_DAYS} 天内），处理结果会显示在“我的申请”中。`
+        : `我们将在身份验证后 ${DEADLINE_DAYS} 天内处理完毕，处理结果会显示在“我的申请”中。`,
     ),
     h('div', { class: 'case-accepted-actions' }, h('a', { class: 'btn btn--primary btn--block', href: '#/contact/cases' }, '查看我的申请'), another),
   );

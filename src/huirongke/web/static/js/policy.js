@@ -26,10 +26,10 @@ export function currentPolicy() {
   return cached;
 }
 
-/** True when this browser agreed to the current policy version. */
+/** True when this browser agreed to the latest version that asked for agreement, or a later one. */
 export function policyAgreed() {
   const agreed = agreedVersion();
-  return Boolean(cached) && agreed !== null && agreed >= cached.version;
+  return Boolean(cached) && agreed !== null && agreed >= cached.consent_version;
 }
 
 /** Version, date and the rendered text: shared by the dialog and the 隐私政策 screen. */
@@ -236,7 +236,8 @@ export async function gateOnBoot() {
       continue;
     }
     const agreed = agreedVersion();
-    if (agreed !== null && agreed >= policy.version) return;
+    // A version that only updated contact facts asks nobody to agree again (consent_version).
+    if (agreed !== null && agreed >= policy.consent_version) return;
     const choice = await showPolicyDialog(policy, {
       showChanges: agreed !== null,
       allowLater: mayPutOffAgreement(),

@@ -6,7 +6,7 @@ import { api } from '../api.js';
 import { h, icon } from '../dom.js';
 import { formatDateTime, formatDay } from '../format.js';
 import { rerender } from '../nav.js';
-import { caseBadge, caseVerifyBlock, DEADLINE_WORKDAYS, historyList } from '../cases.js';
+import { caseBadge, caseVerifyBlock, DEADLINE_DAYS, historyList } from '../cases.js';
 import { loadInto, page } from '../ui.js';
 
 function kv(label, value, id) {
@@ -26,7 +26,7 @@ function caseCard(c) {
   ];
   const rows = [];
   if (c.ground_label) rows.push(kv('删除理由', c.ground_label));
-  if (c.deadline) rows.push(kv('处理期限', `${formatDay(c.deadline)} 前（${DEADLINE_WORKDAYS} 个工作日）`));
+  if (c.deadline) rows.push(kv('处理期限', `${formatDay(c.deadline)} 前（身份验证后 ${DEADLINE_DAYS} 天内）`));
   if (c.resolution) rows.push(kv('处理结果', c.resolution));
   if (rows.length) parts.push(h('dl', { class: 'kv kv--stacked' }, rows));
   if (c.status === 'refused') {

@@ -11,7 +11,8 @@ import { card, cell, cellGroup, confirmDialog, loadInto, page, toast, withLoadin
 const SWITCHES = [
   ['show_phone', '在个人主页展示手机号', '开启后，他人可在你的主页看到完整手机号'],
   ['show_region', '在个人主页展示地区', '开启后，他人可在你的主页看到你的地区'],
-  ['personalized_recommendations', '个性化推荐', '关闭后，推荐内容不再基于你的个人特征'],
+  // The same fact as the “个性化推荐” consent in 授权管理: switching it is granting or withdrawing that consent.
+  ['personalized_recommendations', '个性化推荐', '默认关闭。与「授权管理」中的“个性化推荐”是同一项授权；关闭后推荐内容不再基于你的个人特征，仅为此保存的信息将被删除'],
 ];
 
 function switchRow(key, title, desc, checked) {
@@ -43,7 +44,11 @@ function switchRow(key, title, desc, checked) {
     try {
       const settings = await api('/me/privacy-settings', { method: 'PATCH', json: { [key]: value } });
       input.checked = Boolean(settings[key]);
-      toast(`已${settings[key] ? '开启' : '关闭'}“${title}”`, 'success');
+      if (key === 'personalized_recommendations' && !settings[key]) {
+        toast(`已关闭“${title}”：已撤回该项授权，仅为此用途保存的信息已删除`, 'success', 4000);
+      } else {
+        toast(`已${settings[key] ? '开启' : '关闭'}“${title}”`, 'success');
+      }
     } catch (err) {
       input.checked = !value;
       if (!err.handled) toast(errorText(err), 'error');

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from huirongke.accounts.deps import DB, Ctx
+from huirongke.accounts.deps import DB, READ, Ctx
 from huirongke.accounts.signin import parse_phone
-from huirongke.kit.sms.outbox import DevSmsOutbox
+from huirongke.devtools.outbox import DevSmsOutbox
 
 router = APIRouter(prefix="/api/v1/dev", tags=["dev"])
 
@@ -25,7 +25,7 @@ class Outbox(BaseModel):
     messages: list[OutboxMessage]
 
 
-@router.get("/sms-outbox", response_model=Outbox)
+@router.get("/sms-outbox", response_model=Outbox, **READ)
 def sms_outbox(ctx: Ctx, session: DB, phone: str = Query(max_length=32)) -> Outbox:
     e164 = parse_phone(phone)
     rows = session.scalars(
