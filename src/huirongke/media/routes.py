@@ -61,7 +61,8 @@ def _captured_through(
             "required": True,
         }
     },
-, **WRITE)
+    **WRITE,
+)
 async def upload(
     request: Request, user: CurrentUser, ctx: Ctx, session: DB, _: Annotated[None, Depends(_captured_through)]
 ) -> MediaOut:

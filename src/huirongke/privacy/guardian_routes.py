@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from huirongke.accounts.deps import DB, AUDITED_READ, READ, WRITE, AgreedUser, Ctx, client_ip
+from huirongke.accounts.deps import AUDITED_READ, DB, READ, WRITE, AgreedUser, Ctx, client_ip
 from huirongke.context import AppContext
 from huirongke.privacy import export, minors
 from huirongke.privacy.rights_routes import ExportOut, _export_out
@@ -99,7 +99,8 @@ def guardian_export_status(export_id: str, token: GuardianToken, session: DB) ->
     "/guardian/exports/{export_id}/download",
     response_class=Response,
     responses={200: {"content": {"application/zip": {}}, "description": "the zip archive"}},
-, **AUDITED_READ)
+    **AUDITED_READ,
+)
 def guardian_export_download(export_id: str, token: GuardianToken, ctx: Ctx, session: DB) -> Response:
     row = minors.guardian_export(session, export_id, token)
     data = export.open_archive(ctx, session, row, actor="guardian")

@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
-from huirongke.accounts.deps import DB, AUDITED_READ, READ, WRITE, AnyUser, Ctx
+from huirongke.accounts.deps import AUDITED_READ, DB, READ, WRITE, AnyUser, Ctx
 from huirongke.kit.clock import utcnow
 from huirongke.privacy import erasure, export
 from huirongke.privacy.models import AccountCancellation, DataExport
@@ -69,7 +69,8 @@ def get_export(export_id: str, user: AnyUser, session: DB) -> ExportOut:
     "/data-exports/{export_id}/download",
     response_class=Response,
     responses={200: {"content": {"application/zip": {}}}},
-, **AUDITED_READ)
+    **AUDITED_READ,
+)
 def download_export(export_id: str, user: AnyUser, ctx: Ctx, session: DB) -> Response:
     row = export.get_export(session, user.user.id, export_id)
     data = export.open_archive(ctx, session, row)
