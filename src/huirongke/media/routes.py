@@ -59,9 +59,9 @@ def _captured_through(
                 }
             },
             "required": True,
-        }
+        },
+        **WRITE["openapi_extra"],
     },
-    **WRITE,
 )
 async def upload(
     request: Request, user: CurrentUser, ctx: Ctx, session: DB, _: Annotated[None, Depends(_captured_through)]
