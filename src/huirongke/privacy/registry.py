@@ -139,15 +139,19 @@ def _bases() -> list[type[DeclarativeBase]]:
 def tables() -> tuple[MappedTable, ...]:
     import huirongke.models  # noqa: F401  (every domain's tables)
 
-    out = [_mapped(m.class_, m.local_table) for base in _bases() for m in base.registry.mappers]
+    # Sorted first: the mappers and foreign keys are sets, and the order must be the same everywhere
+    # (erasure steps are named by it, and test runners compare what they collected).
+    out = sorted(
+        (_mapped(m.class_, m.local_table) for base in _bases() for m in base.registry.mappers),
+        key=lambda t: t.name,
+    )
     # Children before parents: deleting in this order never trips a foreign key, and a row reached
     # through a path is erased before the rows the path runs through.
     order = TopologicalSorter[str]()
     for t in out:
         order.add(t.name)
-        for fk in t.table.foreign_keys:
-            if fk.column.table.name != t.name:
-                order.add(fk.column.table.name, t.name)
+        for parent in sorted({fk.column.table.name for fk in t.table.foreign_keys} - {t.name}):
+            order.add(parent, t.name)
         for sub in t.subjects:
             hops = [t.name, *(h.table for h in sub.via)]
             for child, parent in itertools.pairwise(hops):
