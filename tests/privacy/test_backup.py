@@ -226,8 +226,8 @@ def test_a_replay_that_crashed_is_finished_by_starting_the_service(client, ctx, 
     backup.create(ctx.settings, tmp_path / "b")
     erase_through_the_api(client, ctx, subj.token, subj.me["id"])
     keys = ctx.settings.data_dir / "keys"
-    with pytest.raises(RuntimeError, match="crash at media"):
-        backup.restore(target, tmp_path / "b", keys, fail=fail_at("media"))
+    with pytest.raises(RuntimeError, match="crash at media:0"):
+        backup.restore(target, tmp_path / "b", keys, fail=fail_at("media:0"))
     with pytest.raises(BackupError, match="backup replay"):
         backup.restore(target, tmp_path / "b", keys)
     assert stored_state(target, subj.me["id"]) == ("erasing", False)

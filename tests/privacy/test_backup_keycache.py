@@ -64,7 +64,7 @@ def test_a_key_read_while_its_subject_changed_is_not_kept(client, ctx):
 
     def commit_lands(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if "data_keys" in statement:
-            changes.announce_local([user["id"]])
+            changes.announce_local([changes.mark_of("data_keys", user["id"])])
 
     event.listen(ctx.db.engine, "before_cursor_execute", commit_lands)
     try:

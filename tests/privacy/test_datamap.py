@@ -163,3 +163,10 @@ def test_purposes_catalogue_is_public(client):
     for key, p in PURPOSES.items():
         assert got[key]["basis"] == p.basis
         assert got[key]["needs_consent"] == p.needs_consent
+
+
+@pytest.mark.parametrize("t", registry.tables(), ids=lambda t: t.name)
+def test_encrypted_columns_name_whose_key_seals_them(t):
+    """Export and the residue scan open sealed columns with the key of the row's first subject."""
+    if any(c.cls.encrypted for c in t.columns):
+        assert t.sealing_owner() is not None, t.name

@@ -153,9 +153,9 @@ def test_the_scanner_finds_a_live_user(client, ctx):
     """Prove the residue scanner works before trusting its empty answer after erasure."""
     make_subject(client, ctx, other=False)
     where = {h.where for h in scan(ctx, None, [NICK])}
-    assert "db:users.nickname" in where
-    assert "db:users.region" in {h.where for h in scan(ctx, None, [REGION])}
-    assert "db:users.tags" in {h.where for h in scan(ctx, None, [TAG])}
+    assert "db:users.nickname_enc" in where  # sealed, and opened with the subject's live key
+    assert "db:users.region_enc" in {h.where for h in scan(ctx, None, [REGION])}
+    assert "db:users.tags_enc" in {h.where for h in scan(ctx, None, [TAG])}
     # raw files are read too
     ctx.storage.put("scratch/note.txt", f"备注：{NICK}".encode())
     assert any(h.where.startswith("file:") for h in scan(ctx, None, [NICK]))

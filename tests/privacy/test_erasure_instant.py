@@ -63,7 +63,7 @@ def test_residue_cli_exit_codes(client, ctx, settings, monkeypatch):
     r = run_cli(monkeypatch, settings, "privacy", "residue", "--phone", PHONE, "--text", NICK, "--text", TAG)
     assert r.exit_code == 1, r.output
     assert "发现残留" in r.output
-    assert "users.nickname" in r.output
+    assert "users.nickname_enc" in r.output
     assert NICK not in r.output and TAG not in r.output and "13800138000" not in r.output
     # the phone alone is never stored in the clear
     r = run_cli(monkeypatch, settings, "privacy", "residue", "--phone", "+86 138 0013 8000")

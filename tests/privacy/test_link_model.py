@@ -239,8 +239,8 @@ def test_retention_deletes_rows_and_their_files_after_the_declared_period(client
     assert not ctx.storage.exists("proof/card.png")
 
 
-def test_the_collection_list_names_the_new_categories(proof):
-    listed = {e["category"]: e for e in lists.collection_list()}
+def test_the_collection_list_names_the_new_categories(ctx, proof):
+    listed = {e["category"]: e for e in lists.collection_list(ctx.settings)}
     assert listed["contact.name"]["retention"] == "30 天"
     assert "contact.attachment.file" in listed and "social.follow.followee" in listed
 

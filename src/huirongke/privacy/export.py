@@ -86,9 +86,9 @@ def _reach(session: Session, who: Who) -> list[tuple[registry.MappedTable, _Foun
 
 
 def _owner(t: registry.MappedTable, row: dict[str, Any]) -> str | None:
-    """Whose data key seals the row's encrypted columns: its first subject, a user-id column."""
-    first = t.subjects[0]
-    return row.get(first.column) if first.kind == "user" and not first.via and first.column else None
+    """Whose data key seals the row's encrypted columns."""
+    column = t.sealing_owner()
+    return row.get(column) if column else None
 
 
 def collect(ctx: AppContext, session: Session, user_id: str) -> dict[str, Any]:
@@ -117,6 +117,8 @@ def collect(ctx: AppContext, session: Session, user_id: str) -> dict[str, Any]:
                 if c.cls.encrypted and v is not None:
                     sealer = cipher(_owner(t, row))
                     v = sealer.decrypt(f"{t.name}.{c.name}", v) if sealer else None
+                    if v is not None and c.column.info.get("sealed_as") == "json":
+                        v = json.loads(v)
                 item[_field_name(c)] = _plain(v)
             out_rows.append(item)
         categories.append(

@@ -40,7 +40,7 @@ class SubjectKeys:
         self._seq = 0  # bumped by every announcement
         self._changed: dict[str, int] = {}  # subject → the _seq of its last announcement
         self._floor = 0  # reads that started before this are not kept (everyone changed, or reset)
-        changes.subscribe(self)
+        changes.subscribe(self, ("data_keys",))  # a shredded key, wherever it happened
 
     def __len__(self) -> int:
         with self._lock:

@@ -83,6 +83,12 @@ class MappedTable:
         names.add(subject.link_column)
         return tuple(c for c in self.personal_columns if c.name in names)
 
+    def sealing_owner(self) -> str | None:
+        """The column naming whose data key seals the row's encrypted columns: its first subject's
+        user-id column (encrypted columns are only declared on tables whose first subject is one)."""
+        first = self.subjects[0] if self.subjects else None
+        return first.column if first is not None and first.kind == "user" and not first.via else None
+
     def where(self, subject: Subject, who: Who) -> ColumnElement[bool] | None:
         """The rows of this table that reach `who` through `subject`, or None if they cannot."""
         if subject.kind == "user":

@@ -13,9 +13,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import select
+
 from huirongke.context import AppContext
+from huirongke.kit.crypto import DecryptionError
 from huirongke.kit.phone import national, normalize
 from huirongke.privacy import registry
+from huirongke.privacy.keys import SubjectKeyNotFound
 
 CHUNK = 64 * 1024 * 1024
 _FORMS = 3  # encodings searched for each string: UTF-8, UTF-16-LE, JSON-escaped
@@ -113,6 +117,39 @@ def _scan_tables(ctx: AppContext, needles: list[bytes]) -> list[Hit]:
     return hits
 
 
+def _scan_sealed(ctx: AppContext, needles: list[bytes], first: int) -> list[Hit]:
+    """Sealed columns are opaque to a byte search, not to whoever holds the master key: every sealed
+    value whose subject still has a data key is opened and searched (a shredded key leaves noise).
+    Only needles from `first` on: a phone number is legitimately sealed for whoever holds it now (a
+    new account on the same number, a guardian), so phones are searched in clear only."""
+    hits: list[Hit] = []
+    with ctx.db.session(write=False) as session:
+        for t in registry.personal_tables():
+            sealed = [c for c in t.columns if c.cls.encrypted]
+            owner = t.sealing_owner()
+            if not sealed or owner is None:
+                continue
+            query = select(t.table.c[owner], *(t.table.c[c.name] for c in sealed))
+            for subject_id, *values in session.execute(query):
+                try:
+                    cipher = ctx.keys.cipher(session, subject_id)
+                except SubjectKeyNotFound:
+                    continue
+                for c, value in zip(sealed, values, strict=True):
+                    if value is None:
+                        continue
+                    try:
+                        plain = cipher.decrypt(f"{t.name}.{c.name}", bytes(value)).encode()
+                    except DecryptionError:
+                        continue
+                    hits += [
+                        Hit(f"db:{t.name}.{c.name}", i)
+                        for i, n in enumerate(needles)
+                        if i >= first and n in plain
+                    ]
+    return hits
+
+
 def _files(root: Path) -> Iterator[Path]:
     if not root.exists():
         return
@@ -124,7 +161,8 @@ def _files(root: Path) -> Iterator[Path]:
 
 
 def scan(ctx: AppContext, phone: str | None, texts: Iterable[str]) -> list[Hit]:
-    strings = (phone_forms(phone) if phone else []) + [t for t in texts if t]
+    phones = phone_forms(phone) if phone else []
+    strings = phones + [t for t in texts if t]
     if not strings:
         return []
     needles = _needles(strings)
@@ -132,6 +170,7 @@ def scan(ctx: AppContext, phone: str | None, texts: Iterable[str]) -> list[Hit]:
 
     # 1. Every column of every table, through the database itself.
     hits += _scan_tables(ctx, needles)
+    hits += _scan_sealed(ctx, needles, first=len(_needles(phones)))
 
     # 2. Raw files: SQLite database + WAL + job store, media, logs, everything under the data dir.
     roots = [ctx.settings.data_dir.resolve()]
