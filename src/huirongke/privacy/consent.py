@@ -157,7 +157,6 @@ def record_permission(
         raise NotFound("没有这项系统权限", code="permission_not_found")
     session.add(PermissionEvent(user_id=user_id, permission=permission, event=event, at=utcnow()))
     audit.user_action(session, user_id, f"permission.{event}", ["permission_events.event"])
-    audit.user_action(session, user_id, f"permission.{event}", ["permission_events.event"])
     session.flush()
     return permission_state(session, user_id, permission)
 
