@@ -24,6 +24,7 @@ from huirongke.kit.clock import clock
 from huirongke.migrate import upgrade
 from huirongke.models import Base
 from huirongke.privacy import changes
+from openapi_check import OpenAPIClient
 
 PG_ADMIN_URL = os.environ.get("HRK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # One Redis database per xdist worker, so parallel workers never empty each other's keys.
@@ -136,8 +137,9 @@ def ctx(settings: Settings) -> Iterator[AppContext]:
 
 
 @pytest.fixture
-def client(ctx: AppContext) -> Iterator[TestClient]:
-    with TestClient(create_app(ctx=ctx), base_url="http://testserver") as c:
+def client(ctx: AppContext) -> Iterator[OpenAPIClient]:
+    """The app, with each response to an /api/ path checked against its OpenAPI (tests/openapi_check.py)."""
+    with OpenAPIClient(create_app(ctx=ctx), base_url="http://testserver") as c:
         yield c
 
 

@@ -1,5 +1,7 @@
 """Property-based checks of our own OpenAPI: no generated input, signed in or not, makes the API
-answer 5xx (schemathesis' `not_a_server_error`).
+answer 5xx (schemathesis' `not_a_server_error`), and every answer is one the description documents:
+its status, its content type and its body's schema (the `*_conformance` checks; the test client does
+the same, more strictly, for the hand-written tests: tests/openapi_check.py).
 
 schemathesis' pytest plugin (`from_fixture` / `parametrize`) does not work with pytest 9 (it needs
 the removed `Function._nodeid`), so each test walks every operation of the live schema itself, as
@@ -20,7 +22,12 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from conftest import auth, sign_up
 from huirongke.kit.clock import clock
@@ -29,6 +36,7 @@ PHONE = "13700137000"
 PASSWORD = "schema-test-1"
 MAX_EXAMPLES = 30
 METHODS = {"get", "put", "post", "delete", "patch"}
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 SETTINGS = hypothesis_settings(
     max_examples=MAX_EXAMPLES,
@@ -109,7 +117,7 @@ def run_all(api_schema, subtests, make_check: Callable[[str, str], Callable[[Any
 def test_no_server_error_unauthenticated(api_schema, subtests):
     def make_check(method: str, path: str) -> Callable[[Any], None]:
         def check(case: Any) -> None:
-            case.call_and_validate(checks=[not_a_server_error])
+            case.call_and_validate(checks=CHECKS)
 
         return check
 
@@ -123,7 +131,7 @@ def test_no_server_error_signed_in(api_schema, client, subtests):
         def check(case: Any) -> None:
             account.renew_if_needed()
             response = case.call_and_validate(
-                headers={**(case.headers or {}), **account.headers()}, checks=[not_a_server_error]
+                headers={**(case.headers or {}), **account.headers()}, checks=CHECKS
             )
             # a generated call may sign out, revoke every session or cancel the account
             account.stale = response.status_code == 401 or (

@@ -4,14 +4,15 @@ A backup is a folder holding a consistent copy of the database (SQLite: `VACUUM 
 one snapshot while the service runs; PostgreSQL: `pg_dump`, one snapshot too) without its data keys
 (those go to `keys/backup-keys/`, see `privacy.backup_keys`), the media files that a row names, each
 sealed under its owner's data key (so an erased owner's files cannot be opened either), and
-`manifest.json`: format version, time, database kind, schema revision, the erasure ledger's length
-at backup time, and every file with its size and SHA-256. The manifest is sealed with a MAC under the
-master key, so a restore notices a changed manifest as well as a changed file. `keys/` (master key
-and erasure ledger) is never in a backup; logs and the job store are not either (a restore needs
-neither, and logs have their own retention).
+`manifest.json`: format version, backup id, time, database kind, schema revision, the erasure
+ledger's length at backup time, and every file with its size and SHA-256. The manifest is sealed with
+a MAC under the master key, so a restore notices a changed manifest as well as a changed file.
+`keys/` (master key, erasure ledger, audit anchor, the backups' data keys) is never in a backup; logs
+and the job store are not either (a restore needs neither, and logs have their own retention).
 
 A restore goes into an empty data dir only, with the keys dir as it is now. It checks every file,
-loads the database, migrates it, deletes media files no restored row names, and replays every
+loads the database, migrates it, puts back the data keys the backup's key file still holds, opens
+the media files whose owners still have one, deletes media files no restored row names, replays every
 erasure the ledger holds that the restored database does not reflect (`privacy.replay`) before it
 returns. The service does the same replay at start, so a restore by hand cannot bring anyone back.
 """
@@ -376,12 +377,12 @@ def create(settings: Settings, dest: Path, say: Say = _quiet) -> dict[str, Any]:
     revision = _schema_revision(url)
     backup_id = uuid.uuid4().hex
     kept = backup_keys.write(settings.data_dir, backup_id, created_at, keys)
-    say(f"  数据密钥 {kept} 个已存入 keys/{backup_keys.FOLDER}/（不在备份中）")
+    say(f"  数据密钥 {len(kept)} 个已存入 keys/{backup_keys.FOLDER}/（不在备份中）")
 
     media = _media_files(settings.media_dir)
     say(f"2/4 加密复制媒体文件：{len(media)} 个…")
     owners = _file_owners(url)
-    wrapped = {subject: key for subject, key, _ in keys}
+    wrapped = {subject: key for subject, key, _ in kept}
     copied: list[tuple[str, str]] = []
     for n, path in enumerate(media, start=1):
         rel = path.relative_to(settings.media_dir).as_posix()

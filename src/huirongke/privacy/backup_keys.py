@@ -45,8 +45,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def write(data_dir: Path, backup_id: str, created_at: datetime, rows: list[Row]) -> int:
-    """Store a backup's keys, leaving out every subject the ledger names; returns how many were kept."""
+def write(data_dir: Path, backup_id: str, created_at: datetime, rows: list[Row]) -> list[Row]:
+    """Store a backup's keys, leaving out every subject the ledger names; returns the keys kept."""
     from huirongke.privacy import ledger
 
     with ledger.locked(data_dir) as held:
@@ -57,7 +57,7 @@ def write(data_dir: Path, backup_id: str, created_at: datetime, rows: list[Row])
             for s, k, t in keep
         ]
         _write_atomic(path_for(data_dir / "keys", backup_id), ("\n".join(lines) + "\n").encode())
-    return len(keep)
+    return keep
 
 
 def read(keys_dir: Path, backup_id: str) -> list[Row] | None:
