@@ -268,8 +268,8 @@ def test_new_policy_version_asks_again_with_changes(server: Server, tab: Tab, tm
     with page.expect_response(lambda r: r.url.endswith("/api/v1/privacy/policy-agreements")) as resp:
         page.get_by_role("button", name="同意并继续").click()
     assert resp.value.status == 201
-    # The screen that was blocked loads once agreed.
-    expect(page.get_by_role("switch", name="个性化推荐")).to_be_checked()
+    # The screen that was blocked loads once agreed; personalisation is off until the user turns it on.
+    expect(page.get_by_role("switch", name="个性化推荐")).not_to_be_checked()
     page.get_by_role("link", name="返回").click()
     page.get_by_role("link", name="隐私政策", exact=True).click()
     records = page.locator("#agreement-list .record")
