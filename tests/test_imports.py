@@ -149,6 +149,18 @@ def test_the_context_imports_no_job_module():
     assert {"huirongke.privacy.erasure", "huirongke.privacy.export"} <= job_modules()
 
 
+def test_nothing_the_context_reaches_imports_the_context():
+    # Lazy imports included: a module the context needs at run time must not need the context back.
+    edges = graph(top_level_only=False)
+    reached, todo = set(), ["huirongke.context"]
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo.extend(edges[module])
+    assert sorted(m for m in reached - {"huirongke.context"} if "huirongke.context" in edges[m]) == []
+
+
 def test_cycle_finder_finds_the_old_jobs_registry_cycle():
     old = {
         "huirongke.context": {"huirongke.jobs_registry"},
