@@ -130,6 +130,80 @@ def measure_http(srv: Server, wrk: str, token: str, duration: int, warmup: int) 
     return out
 
 
+class _RowWriter:
+    """Another client writing rows the identity does not depend on (permission reports of the same
+    user, standing in for posts, likes and messages) at a fixed rate, on its own connection."""
+
+    def __init__(self, port: int, token: str, per_s: float) -> None:
+        import threading
+
+        self.port, self.token, self.interval = port, token, 1.0 / per_s
+        self.ok = self.failed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="row-writer", daemon=True)
+
+    def __enter__(self) -> _RowWriter:
+        self._started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.elapsed = time.monotonic() - self._started
+
+    def _run(self) -> None:
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        events = ("granted", "revoked")
+        nxt = time.monotonic()
+        i = 0
+        while not self._stop.is_set():
+            body = json.dumps({"event": events[i % 2]})
+            try:
+                conn.request("POST", "/api/v1/privacy/permissions/location/events", body, headers)
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status == 201:
+                    self.ok += 1
+                else:
+                    self.failed += 1
+            except OSError:
+                self.failed += 1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            i += 1
+            nxt += self.interval
+            self._stop.wait(max(0.0, nxt - time.monotonic()))
+        conn.close()
+
+
+def measure_me_under_writes(srv: Server, wrk: str, token: str, duration: int) -> dict[str, Any]:
+    """`/me` at 32 connections while another client of the same user writes 50 rows/s to a table the
+    identity cache does not depend on: the cache must keep answering (issue 7, target ≥ 40% of
+    /healthz)."""
+    base = srv.base_url
+    auth = {"Authorization": f"Bearer {token}"}
+    with _RowWriter(srv.port, token, 50.0) as writer:
+        cpu0 = cpu_seconds(srv.proc.pid)
+        res = run_wrk(
+            wrk, "me_writes_c32", f"{base}/api/v1/me", connections=32, duration_s=duration, headers=auth
+        )
+        cpu = cpu_seconds(srv.proc.pid) - cpu0
+    d = res.as_dict()
+    d["server_cpu_ms_per_req"] = round(cpu * 1000 / res.requests, 3) if res.requests else None
+    d["writes_ok"] = writer.ok
+    d["writes_failed"] = writer.failed
+    d["writes_per_s"] = round(writer.ok / writer.elapsed, 1) if writer.elapsed else None
+    log(
+        f"  {'me_writes_c32':<12} {res.ok_rps:9.1f} ok req/s  p99 {res.latency_ms.get('p99', 0):7.2f} ms  "
+        f"while writing {d['writes_per_s']} rows/s ({writer.failed} failed)"
+    )
+    return d
+
+
 def measure_uncached_me(
     backend: str, pg: PgAdmin | None, args: argparse.Namespace, wrk: str
 ) -> dict[str, Any]:
@@ -289,6 +363,7 @@ def run_backend(backend: str, args: argparse.Namespace, wrk: str, pg: PgAdmin | 
             n = session["bench_me_401s"]
             log(f"  !! new token refused {n}x (401) right after its 201: the commit ran after the send")
         result["http"] = measure_http(srv, wrk, session["token"], args.duration, args.warmup)
+        result["http"]["me_writes_c32"] = measure_me_under_writes(srv, wrk, session["token"], args.duration)
         result["rss_after_http"] = srv.memory()
         result["sign_in"] = measure_sign_in(srv, args.signins, args.signin_concurrency)
         result["rss_after_run"] = srv.memory()
