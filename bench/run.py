@@ -205,7 +205,9 @@ def measure_me_under_writes(srv: Server, wrk: str, token: str, duration: int) ->
         )
         cpu = cpu_seconds(srv.proc.pid) - cpu0
     d = res.as_dict()
+    d["server_cpu_s"] = round(cpu, 2)
     d["server_cpu_ms_per_req"] = round(cpu * 1000 / res.requests, 3) if res.requests else None
+    d["server_cpu_util"] = round(cpu / res.runtime_s, 2) if res.runtime_s else None
     d["writes_ok"] = writer.ok
     d["writes_failed"] = writer.failed
     d["writes_per_s"] = round(writer.ok / writer.elapsed, 1) if writer.elapsed else None
