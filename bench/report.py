@@ -35,7 +35,8 @@ TARGETS = [
     Target("me_ratio", "`GET /api/v1/me` req/s ÷ `GET /healthz` req/s (32 conns)", ">=", 0.40, "%"),
     Target(
         "me_writes_ratio",
-        "`GET /api/v1/me` req/s ÷ `/healthz` while the same user writes 50 rows/s (32 conns)",
+        "`GET /api/v1/me` req/s ÷ `/healthz` while the same user writes rows "
+        "(50/s offered; see findings for the rate reached)",
         ">=",
         0.40,
         "%",

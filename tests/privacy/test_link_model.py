@@ -26,7 +26,7 @@ from conftest import auth, sign_up
 from huirongke.kit.clock import clock, utcnow
 from huirongke.kit.db import NAMING, UTCDateTime
 from huirongke.kit.ids import new_id
-from huirongke.privacy import erasure, export, lists, registry, retention
+from huirongke.privacy import erasure, lists, registry, retention
 from huirongke.privacy.datamap import NOT_PERSONAL, Hop, Subject, SubjectLink, pii
 from privacy.privacy_support import OTHER_PHONE, PHONE
 
