@@ -396,6 +396,11 @@ class LegacyChainBroken(Exception):
         self.seq, self.reason = seq, reason
 
 
+def _content(e: AuditEvent, fields: list[str]) -> tuple[Any, ...]:
+    """What an event's digest covers, after its predecessor's digest (see `_digest`)."""
+    return (e.seq, e.at, e.actor_type, e.actor_id, e.subject_id, e.action, fields, e.purpose, e.request_id)
+
+
 def rekey_legacy(session: Session, batch: int = 5000) -> int:
     """Re-chain under the key a log begun before the chain was keyed (its events hashed with plain
     SHA-256, later ones keyed on top of them), once, when upgrading: `verify-audit --rekey-legacy`.
@@ -424,17 +429,7 @@ def rekey_legacy(session: Session, batch: int = 5000) -> int:
             fields = _field_list(e.fields)
             if e.seq != last + 1 or fields is None or (old_prev is not None and e.prev_hash != old_prev):
                 raise LegacyChainBroken(e.seq, "事件缺失或链接断开")
-            content = (
-                e.seq,
-                e.at,
-                e.actor_type,
-                e.actor_id,
-                e.subject_id,
-                e.action,
-                fields,
-                e.purpose,
-                e.request_id,
-            )
+            content = _content(e, fields)
             if e.hash not in (_legacy_digest(e.prev_hash, *content), _digest(key, e.prev_hash, *content)):
                 raise LegacyChainBroken(e.seq, "事件内容被篡改")
             if anchored and anchored.get(e.seq, e.hash) != e.hash:
@@ -505,19 +500,7 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
             fields = _field_list(e.fields)
             if fields is None:
                 return VerifyResult(False, checked, e.seq, "事件内容被篡改")
-            digest = _digest(
-                key,
-                e.prev_hash,
-                e.seq,
-                e.at,
-                e.actor_type,
-                e.actor_id,
-                e.subject_id,
-                e.action,
-                fields,
-                e.purpose,
-                e.request_id,
-            )
+            digest = _digest(key, e.prev_hash, *_content(e, fields))
             if not hmac.compare_digest(digest, e.hash):
                 return VerifyResult(False, checked, e.seq, "事件内容被篡改")
             if anchored and anchored.get(e.seq, e.hash) != e.hash:
