@@ -104,16 +104,6 @@ def _write_new_private(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _media_files(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
@@ -369,7 +359,7 @@ def create(settings: Settings, dest: Path, say: Say = _quiet) -> dict[str, Any]:
     kind = database_kind(url)
     created_at = utcnow()
     _private_dir(dest)
-    _write_private(dest / UNFINISHED, created_at.isoformat().encode())
+    backup_keys.write_atomic(dest / UNFINISHED, created_at.isoformat().encode())
     position = ledger.position(settings.data_dir)
 
     say(f"1/4 数据库快照（{kind}）…")
@@ -418,7 +408,7 @@ def create(settings: Settings, dest: Path, say: Say = _quiet) -> dict[str, Any]:
         "files": files,
     }
     doc = {**body, "mac": _mac(ring, body)}
-    _write_private(dest / MANIFEST, json.dumps(doc, ensure_ascii=False, indent=1).encode())
+    backup_keys.write_atomic(dest / MANIFEST, json.dumps(doc, ensure_ascii=False, indent=1).encode())
     (dest / UNFINISHED).unlink()
     for d in [dest, *(p for p in dest.rglob("*") if p.is_dir())]:
         d.chmod(0o700)
@@ -467,7 +457,7 @@ def restore(
 
     say("2/6 放入钥匙目录…")
     _private_dir(data_dir)
-    _write_private(data_dir / UNFINISHED, str(manifest["created_at"]).encode())
+    backup_keys.write_atomic(data_dir / UNFINISHED, str(manifest["created_at"]).encode())
     shutil.copytree(keys_dir, data_dir / "keys")
     (data_dir / "keys").chmod(0o700)
 

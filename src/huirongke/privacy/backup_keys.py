@@ -29,7 +29,8 @@ def path_for(keys_dir: Path, backup_id: str) -> Path:
     return keys_dir / FOLDER / f"{backup_id}.jsonl"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a private file (0600, folders 0700) whole or not at all, fsynced with its folder."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -56,7 +57,7 @@ def write(data_dir: Path, backup_id: str, created_at: datetime, rows: list[Row])
             json.dumps({"s": s, "k": base64.b64encode(k).decode(), "t": t.isoformat()}, separators=(",", ":"))
             for s, k, t in keep
         ]
-        _write_atomic(path_for(data_dir / "keys", backup_id), ("\n".join(lines) + "\n").encode())
+        write_atomic(path_for(data_dir / "keys", backup_id), ("\n".join(lines) + "\n").encode())
     return keep
 
 
@@ -85,7 +86,7 @@ def forget(keys_dir: Path, subject_ids: set[str]) -> None:
             continue
         lines = data.splitlines()
         kept = lines[:1] + [ln for ln in lines[1:] if json.loads(ln)["s"] not in subject_ids]
-        _write_atomic(path, b"\n".join(kept) + b"\n")
+        write_atomic(path, b"\n".join(kept) + b"\n")
 
 
 def prune(keys_dir: Path, cutoff: datetime) -> list[str]:
