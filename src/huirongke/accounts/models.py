@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -70,6 +71,14 @@ class User(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
 
 
+def pre_account_phone_index() -> dict[str, Any]:
+    """The classification of a phone's blind index on rows made before (or without) an account: SMS
+    codes and the texts sent with them, kept one day. A new dict per column, as column info must be."""
+    return pii(
+        "user.contact.phone", "手机号码（检索索引）", purposes=["account"], retention="P1D", exported=False
+    )
+
+
 class SmsCode(Base):
     """A sign-in code. Only a keyed hash of the code is kept; the phone only as its blind index."""
 
@@ -78,16 +87,7 @@ class SmsCode(Base):
     __table_args__ = (Index("ix_sms_codes_phone_created", "phone_bidx", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
-    phone_bidx: Mapped[str] = mapped_column(
-        String(64),
-        info=pii(
-            "user.contact.phone",
-            "手机号码（检索索引）",
-            purposes=["account"],
-            retention="P1D",
-            exported=False,
-        ),
-    )
+    phone_bidx: Mapped[str] = mapped_column(String(64), info=pre_account_phone_index())
     purpose: Mapped[str] = mapped_column(String(32), default="login", info=NOT_PERSONAL)
     code_hash: Mapped[str] = mapped_column(String(64), info=SECRET)
     ip_hash: Mapped[str | None] = mapped_column(

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from huirongke.accounts.models import pre_account_phone_index
 from huirongke.kit.db import Base, UTCDateTime
 from huirongke.kit.ids import new_id
 from huirongke.privacy.datamap import NOT_PERSONAL, SubjectLink, pii
@@ -21,16 +22,7 @@ class DevSmsOutbox(Base):
     __table_args__ = (Index("ix_dev_sms_outbox_phone_sent", "phone_bidx", "sent_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, info=NOT_PERSONAL)
-    phone_bidx: Mapped[str] = mapped_column(
-        String(64),
-        info=pii(
-            "user.contact.phone",
-            "手机号码（检索索引）",
-            purposes=["account"],
-            retention="P1D",
-            exported=False,
-        ),
-    )
+    phone_bidx: Mapped[str] = mapped_column(String(64), info=pre_account_phone_index())
     text: Mapped[str] = mapped_column(
         Text, info=pii("user.sms.text", "短信内容", purposes=["account"], retention="P1D")
     )
