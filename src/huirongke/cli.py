@@ -46,7 +46,15 @@ def serve(
     application = create_app(settings, run_jobs=jobs, log_to_file=True)
     host, port = host or settings.host, port or settings.port
     typer.echo(f"汇容客 正在启动：http://{host}:{port}  (迁移用时 {time.monotonic() - started:.1f}s)")
-    uvicorn.run(application, host=host, port=port, access_log=False, log_config=None, proxy_headers=False)
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,  # no `Server: uvicorn` banner (issue 8)
+    )
 
 
 @app.command()
