@@ -154,6 +154,9 @@ class AuthSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
+    #: The last step-up verification on this session (`accounts/stepup.py`); a session created by an
+    #: SMS code counts as verified at `created_at` without it.
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, info=NOT_PERSONAL)
 
 
 class RealNameVerification(Base):
