@@ -44,6 +44,11 @@ def hash_token(token: str) -> str:
 _CODE_TEXTS = {
     "login": ("login_code", "【汇容客】您的登录验证码为 {code}，{minutes} 分钟内有效。请勿告诉他人。"),
     "case": ("verify_code", "【汇容客】您正在提交个人信息相关申请，验证码为 {code}，{minutes} 分钟内有效。"),
+    # Step-up verification (accounts/stepup.py) uses the operator's general verification template.
+    "step_up": (
+        "verify_code",
+        "【汇容客】您正在进行安全验证，验证码为 {code}，{minutes} 分钟内有效。如非本人操作请忽略。",
+    ),
     "guardian": (
         "guardian_code",
         "【汇容客】您正在以监护人身份确认，验证码为 {code}，{minutes} 分钟内有效。如非本人操作请忽略。",
