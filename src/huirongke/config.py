@@ -6,8 +6,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from huirongke.kit.client_address import TrustedProxies
 
 
 class Settings(BaseSettings):
@@ -37,6 +39,9 @@ class Settings(BaseSettings):
     signin_ip_hourly_limit: int = 120
     password_account_hourly_limit: int = 10
     sms_max_attempts: int = 5
+    #: Trusted proxies, as uvicorn's --forwarded-allow-ips: IPs/CIDRs separated by commas, or "*".
+    #: X-Forwarded-For is read only from these peers (kit/client_address.py). None by default.
+    forwarded_allow_ips: str = ""
     session_ttl_days: int = 30
     #: Threads that run request work (database, crypto); a few per core is enough, more only contend.
     request_threads: int = Field(default=4, ge=1, le=200)
@@ -71,6 +76,12 @@ class Settings(BaseSettings):
     #: consent-gated cross-border purpose.
     cross_border_purpose: str | None = None
     workday_calendar_file: Path | None = None  # extra years for kit/workdays.py, over the shipped data
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        TrustedProxies.parse(value)  # a typo fails at start, not on the first request
+        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -15,6 +15,7 @@ from huirongke.accounts.identity import Identity
 from huirongke.accounts.models import User
 from huirongke.accounts.signin import hash_token
 from huirongke.context import AppContext
+from huirongke.kit.client_address import client_address
 from huirongke.kit.db import Writer
 from huirongke.kit.errors import AppError, PreconditionRequired, Unauthorized
 from huirongke.privacy import audit
@@ -199,7 +200,10 @@ CurrentUser = Annotated[Principal, Depends(_principal)]
 
 
 def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The client's address: the peer, or through trusted proxies only (`kit/client_address.py`)."""
+    peer = request.client.host if request.client else None
+    spec = request.app.state.ctx.settings.forwarded_allow_ips
+    return client_address(spec, peer, request.headers.getlist("x-forwarded-for"))
 
 
 def require_consent(purpose_key: str) -> Callable[[Principal, Request], Principal]:
