@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version as package_version
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -23,5 +24,6 @@ def shell(request: Request) -> HTMLResponse:
         "hotline": settings.hotline,
         "company_name": settings.company_name,
         "cooling_off_days": settings.cancellation_cooling_off_days,
+        "version": package_version("huirongke"),  # 设置 → 关于 shows it
     }
     return templates.TemplateResponse(request, "index.html", context)

@@ -1,12 +1,16 @@
 // The JSON API client. Every error becomes an ApiError carrying the body's error.code/message.
 // 401 (with a token), 428 policy_update_required and 403 guardian_consent_required are handled
 // globally through hooks, unless a call passes `global: false` to handle them itself.
+// 403 step_up_required (export, 注销账号, a guardian, a password, real-name) is handled here for
+// every caller: the onStepUp hook asks for an SMS code in place and, once verified, the same
+// request is sent again, so the action carries on; the caller only sees the final answer.
 
 import { getToken } from './store.js';
 
 const BASE = '/api/v1';
 
 const hooks = {
+  onStepUp: async () => false, // resolves true once the user verified again
   onUnauthorized: () => {},
   onPolicyUpdate: () => {},
   onGuardianRequired: () => {},
@@ -37,7 +41,7 @@ const FALLBACK = {
   413: '文件过大',
   415: '不支持的文件类型',
   422: '提交的内容不符合要求',
-  428: '需要你的同意后才能继续',
+  428: '需要您的同意后才能继续',
   429: '操作过于频繁，请稍后再试',
 };
 
@@ -45,20 +49,23 @@ const FALLBACK = {
  * api('/me') · api('/me', {method: 'PATCH', json: {...}}) · api('/media', {method: 'POST', form})
  * auth: false sends no token (the policy, the dev outbox). headers: extra request headers.
  * global: false leaves 401 / 428 / 403-guardian to the caller instead of the global hooks;
- * guardian: false only the 403 guardian_consent_required (a form that explains it in place).
+ * guardian: false only the 403 guardian_consent_required (a form that explains it in place);
+ * stepUp: false leaves a 403 step_up_required to the caller (the step-up calls themselves).
  */
 export async function api(path, opts = {}) {
-  const res = await send(BASE + path, opts, 'application/json');
-  if (res.status === 204) return null;
-  let data = null;
-  try {
-    const text = await res.text();
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = null;
-  }
-  if (res.ok) return data;
-  throw toError(res, data, opts);
+  return withStepUp(opts, async () => {
+    const res = await send(BASE + path, opts, 'application/json');
+    if (res.status === 204) return { ok: true, value: null };
+    let data = null;
+    try {
+      const text = await res.text();
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = null;
+    }
+    if (res.ok) return { ok: true, value: data };
+    return { ok: false, res, data };
+  });
 }
 
 /**
@@ -67,20 +74,46 @@ export async function api(path, opts = {}) {
  */
 export async function apiBlob(url, opts = {}) {
   if (!url.startsWith(`${BASE}/`)) throw new ApiError(0, 'bad_url', '下载地址无效');
-  const res = await send(url, opts, '*/*');
-  if (res.ok) {
-    const blob = await res.blob();
-    const disposition = res.headers.get('Content-Disposition') || '';
-    const m = /filename="?([^";]+)"?/i.exec(disposition);
-    return { blob, filename: m ? m[1] : null };
+  return withStepUp(opts, async () => {
+    const res = await send(url, opts, '*/*');
+    if (res.ok) {
+      const blob = await res.blob();
+      const disposition = res.headers.get('Content-Disposition') || '';
+      const m = /filename="?([^";]+)"?/i.exec(disposition);
+      return { ok: true, value: { blob, filename: m ? m[1] : null } };
+    }
+    let data = null;
+    try {
+      data = JSON.parse(await res.text());
+    } catch {
+      data = null;
+    }
+    return { ok: false, res, data };
+  });
+}
+
+let stepUpRunning = null; // one dialog for every request that needs it at the same moment
+
+/** Run attempt(); after a 403 step_up_required, verify (once) and run it again. */
+async function withStepUp(opts, attempt) {
+  let verified = false;
+  for (;;) {
+    const out = await attempt();
+    if (out.ok) return out.value;
+    const stepUp = out.res.status === 403 && out.data && out.data.error && out.data.error.code === 'step_up_required';
+    if (!stepUp || verified || opts.stepUp === false || opts.auth === false) throw toError(out.res, out.data, opts);
+    if (!stepUpRunning) {
+      stepUpRunning = Promise.resolve(hooks.onStepUp()).finally(() => {
+        stepUpRunning = null;
+      });
+    }
+    if (!(await stepUpRunning)) {
+      const err = toError(out.res, out.data, opts);
+      err.handled = true; // the user closed the dialog: nothing more to say
+      throw err;
+    }
+    verified = true;
   }
-  let data = null;
-  try {
-    data = JSON.parse(await res.text());
-  } catch {
-    data = null;
-  }
-  throw toError(res, data, opts);
 }
 
 async function send(url, { method = 'GET', json, form, auth = true, headers: extra = {} }, accept) {
@@ -146,9 +179,17 @@ export function formatWait(seconds) {
   return `${Math.ceil(seconds / 3600)} 小时`;
 }
 
-/** The message to show for an error, with the wait for 429s. */
+const RETRY_HINT = /[，,。；;\s]*(请稍后再试|请稍后重试|请重试|稍后再试)[。！!]?$/;
+
+/** A message without its trailing 请稍后再试 (for places that show their own 重试 or wait). */
+export function retryFree(message) {
+  const trimmed = String(message || '').replace(RETRY_HINT, '');
+  return trimmed || String(message || '');
+}
+
+/** The message to show for an error, with the wait for 429s (said once, not twice). */
 export function errorText(err) {
   if (!(err instanceof ApiError)) return '出了点问题，请稍后再试';
-  if (err.status === 429 && err.retryAfter) return `${err.message}（请 ${formatWait(err.retryAfter)}后重试）`;
+  if (err.status === 429 && err.retryAfter) return `${retryFree(err.message)}，请 ${formatWait(err.retryAfter)}后再试`;
   return err.message;
 }

@@ -6,9 +6,12 @@ import { setApiHooks } from './api.js';
 import { currentPath, navigate, rerender } from './nav.js';
 import { gateOnBoot, requirePolicyUpdate } from './policy.js';
 import { route, startRouter } from './router.js';
-import { forgetMe } from './state.js';
+import { rememberReturn, saveForms } from './resume.js';
+import { forgetMe, state } from './state.js';
+import { askStepUp } from './stepup.js';
 import { clearToken } from './store.js';
 import { toast } from './ui.js';
+import { aboutView } from './views/about.js';
 import { cancelView } from './views/cancel.js';
 import { casesView } from './views/cases.js';
 import { consentsView } from './views/consents.js';
@@ -43,11 +46,20 @@ route('/settings/password', passwordView);
 route('/settings/consents', consentsView);
 route('/settings/export', exportView, { rights: true });
 route('/settings/cancel', cancelView, { rights: true });
+route('/settings/about', aboutView, { public: true });
 
 let routerStarted = false;
 
 setApiHooks({
+  onStepUp: askStepUp,
   onUnauthorized() {
+    // The session ended (expired, signed out elsewhere): keep what was typed on this screen and
+    // come back to it after signing in again.
+    if (routerStarted) {
+      const path = currentPath();
+      saveForms(path, state.me ? state.me.id : null);
+      rememberReturn(path);
+    }
     clearToken();
     forgetMe();
     toast('登录已失效，请重新登录');

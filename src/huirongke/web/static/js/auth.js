@@ -2,6 +2,7 @@
 
 import { api } from './api.js';
 import { navigate } from './nav.js';
+import { clearResume } from './resume.js';
 import { forgetMe } from './state.js';
 import { clearToken } from './store.js';
 
@@ -15,6 +16,7 @@ export async function signOut({ everywhere = false } = {}) {
   }
   clearToken();
   forgetMe();
+  clearResume(); // signing out on purpose: nothing to come back to
   navigate('/login', { replace: true });
   return ok;
 }

@@ -42,10 +42,10 @@ export function caseVerifyBlock(c, { onVerified, sentAt = Date.now(), mark = 0, 
   fCode.row.querySelector('.field-control').append(resend);
   const alert = alertBox();
   const submit = h('button', { type: 'submit', class: 'btn btn--primary btn--block', id: `${idPrefix}-verify` }, '提交验证');
-  const lead = h('p', { class: 'card-note' }, '为确认是你本人提交，我们已向你的手机发送验证码，请在 5 分钟内填写。');
+  const lead = h('p', { class: 'card-note' }, '为确认是您本人提交，我们已向您的手机发送验证码，请在 5 分钟内填写。');
   ownPhone()
     .then((phone) => {
-      if (phone) lead.textContent = `为确认是你本人提交，我们已向 ${maskPhone(phone)} 发送验证码，请在 5 分钟内填写。`;
+      if (phone) lead.textContent = `为确认是您本人提交，我们已向 ${maskPhone(phone)} 发送验证码，请在 5 分钟内填写。`;
     })
     .catch(() => {});
 

@@ -89,7 +89,7 @@ export function exportTracker(initial, { poll, requestOpts = {}, onSettled = nul
     } else if (row.status === 'failed') {
       detail.textContent = '导出文件生成失败，请稍后重新申请；如多次失败，请联系我们。';
     } else {
-      detail.textContent = '正在整理你的个人信息，通常只需几秒钟，请勿关闭本页面。';
+      detail.textContent = '正在整理您的个人信息，通常只需几秒钟，请勿关闭本页面。';
     }
     if ((row.status === 'ready' || row.status === 'failed') && !settled) {
       settled = true;

@@ -9,6 +9,7 @@
 import { api, errorText } from './api.js';
 import { h, icon } from './dom.js';
 import { formatDate } from './format.js';
+import { trapFocus } from './layers.js';
 import { renderMarkdown } from './markdown.js';
 import { currentPath } from './nav.js';
 import { routeOptions } from './router.js';
@@ -75,7 +76,7 @@ export function showPolicyDialog(policy, { showChanges = false, onAgree = null, 
       ? h('button', { type: 'button', class: 'link-btn policy-later', id: 'policy-later' }, '稍后再说')
       : null;
     const laterRow = later
-      ? h('p', { class: 'policy-later-row' }, '同意之前，你仍可以导出数据、注销账户或联系我们。', later)
+      ? h('p', { class: 'policy-later-row' }, '同意之前，您仍可以导出数据、注销账号或联系我们。', later)
       : null;
     const changes =
       showChanges && policy.changes
@@ -109,14 +110,16 @@ export function showPolicyDialog(policy, { showChanges = false, onAgree = null, 
             { class: 'policy-lead', id: 'policy-lead' },
             showChanges
               ? '我们更新了《汇容客隐私政策》。请阅读更新内容，同意后即可继续使用。'
-              : '欢迎使用汇容客！在你同意之前，我们不会收集你的任何个人信息。请仔细阅读以下政策，了解我们如何处理和保护你的信息。',
+              : '欢迎使用汇容客！在您同意之前，我们不会收集您的任何个人信息。请仔细阅读以下政策，了解我们如何处理和保护您的信息。',
           ),
         ),
         h('div', { class: 'policy-scroll', tabindex: '0', 'aria-label': '隐私政策全文' }, changes, policyDocument(policy)),
         h('footer', { class: 'policy-actions' }, error, h('div', { class: 'policy-buttons' }, disagree, agree), laterRow),
       ),
     );
+    const stopTrap = trapFocus(dialog); // blocking: no Esc
     const close = (choice) => {
+      stopTrap();
       dialog.remove();
       setAppInert(false);
       resolve(choice);
@@ -163,17 +166,19 @@ export function showDisagreeScreen({ signedIn = false } = {}) {
         'div',
         { class: 'declined' },
         h('span', { class: 'declined-icon' }, icon('shield')),
-        h('h1', { id: 'disagree-title', tabindex: '-1' }, '需要你的同意才能继续'),
+        h('h1', { id: 'disagree-title', tabindex: '-1' }, '需要您的同意才能继续'),
         h(
           'p',
           {},
-          '汇容客需要你同意《汇容客隐私政策》后才能为你提供服务。你不同意时，我们不会收集你的任何个人信息，你也无法使用汇容客的功能。',
+          '汇容客需要您同意《汇容客隐私政策》后才能为您提供服务。您不同意时，我们不会收集您的任何个人信息，您也无法使用汇容客的功能。',
         ),
-        h('p', { class: 'muted' }, '你可以重新阅读政策后再做决定，或直接关闭本页面。'),
+        h('p', { class: 'muted' }, '您可以重新阅读政策后再做决定，或直接关闭本页面。'),
         h('div', { class: 'declined-actions' }, reread, signout),
       ),
     );
+    const stopTrap = trapFocus(screen);
     const close = (choice) => {
+      stopTrap();
       screen.remove();
       setAppInert(false);
       resolve(choice);

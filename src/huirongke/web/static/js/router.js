@@ -1,6 +1,8 @@
 // A small hash router: '#/users/:id' patterns, an auth guard, focus management on navigation.
 
-import { currentPath, navigate, setRenderer } from './nav.js';
+import { dropLayers } from './layers.js';
+import { currentPath, navigate, setRenderer, syncDepth } from './nav.js';
+import { rememberReturn } from './resume.js';
 import { getToken } from './store.js';
 
 const routes = [];
@@ -40,9 +42,15 @@ export function routeOptions(path) {
   return found ? found.route.opts : {};
 }
 
+/** True when some route serves `path`: a feature exists once its screen is registered. */
+export function hasRoute(path) {
+  return match(path) !== null;
+}
+
 export function startRouter(root) {
   let first = true;
   const render = () => {
+    syncDepth({ initial: first });
     const signedIn = Boolean(getToken());
     const path = currentPath();
     const found = match(path);
@@ -51,6 +59,7 @@ export function startRouter(root) {
       return;
     }
     if (!found.route.opts.public && !signedIn) {
+      rememberReturn(path); // a deep link survives signing in
       navigate('/login', { replace: true });
       return;
     }
@@ -58,6 +67,7 @@ export function startRouter(root) {
       navigate('/me', { replace: true });
       return;
     }
+    dropLayers(); // a new screen: whatever was open over the old one is gone
     const el = found.route.view({ params: found.params, path });
     root.replaceChildren(el);
     window.scrollTo(0, 0);

@@ -1,22 +1,39 @@
 // Shared UI pieces: page frame, tab bar, list cells, toast, confirm modal, button loading states.
 
-import { errorText } from './api.js';
+import { errorText, retryFree } from './api.js';
 import { h, icon, uid } from './dom.js';
+import { openLayer, trapFocus } from './layers.js';
+import { goBack } from './nav.js';
+import { hasRoute } from './router.js';
 
 /* ---------- page frame ---------- */
 
-const TABS = [{ key: 'me', href: '#/me', label: '我的', icon: 'userFilled' }];
+// The tab bar is built for four tabs; a tab shows once its feature exists, i.e. once a screen is
+// registered for its path. A bar with a single tab is not shown: there is nothing to switch to.
+const TABS = [
+  { key: 'home', path: '/home', label: '首页', icon: 'home' },
+  { key: 'customers', path: '/customers', label: '客源', icon: 'users' },
+  { key: 'messages', path: '/messages', label: '消息', icon: 'chat' },
+  { key: 'me', path: '/me', label: '我的', icon: 'userFilled' },
+];
+const MIN_TABS = 2;
+
+export function availableTabs() {
+  return TABS.filter((t) => hasRoute(t.path));
+}
 
 function tabbar(active) {
+  const tabs = availableTabs();
+  if (tabs.length < MIN_TABS) return null;
   return h(
     'nav',
     { class: 'tabbar', 'aria-label': '主导航' },
-    TABS.map((t) =>
+    tabs.map((t) =>
       h(
         'a',
         {
           class: ['tabbar-item', t.key === active && 'is-active'],
-          href: t.href,
+          href: `#${t.path}`,
           'aria-current': t.key === active ? 'page' : null,
         },
         icon(t.icon),
@@ -24,6 +41,16 @@ function tabbar(active) {
       ),
     ),
   );
+}
+
+/** The in-app ←: the same as the phone's back button while that stays in the app, else up to `parent`. */
+function backLink(parent) {
+  const link = h('a', { class: 'navbar-back', href: `#${parent}`, 'aria-label': '返回' }, icon('back'));
+  link.addEventListener('click', (e) => {
+    e.preventDefault();
+    goBack(parent);
+  });
+  return link;
 }
 
 /** A screen: top bar with optional back link, a scrolling body, and the tab bar on tab roots. */
@@ -34,10 +61,11 @@ export function page({ title, back = null, tab = null, className = '', bare = fa
     : h(
         'header',
         { class: 'navbar' },
-        back ? h('a', { class: 'navbar-back', href: `#${back}`, 'aria-label': '返回' }, icon('back')) : null,
+        back ? backLink(back) : null,
         h('h1', { class: 'navbar-title', tabindex: '-1' }, title),
       );
-  const el = h('div', { class: ['page', tab && 'page--tabbed', className] }, header, body, tab ? tabbar(tab) : null);
+  const bar = tab ? tabbar(tab) : null;
+  const el = h('div', { class: ['page', bar && 'page--tabbed', className] }, header, body, bar);
   document.title = title ? `${title} · 汇容客` : '汇容客';
   return { el, body };
 }
@@ -50,7 +78,7 @@ export function errorBlock(err, retry) {
   return h(
     'div',
     { class: 'state state--error', role: 'alert' },
-    h('p', {}, errorText(err)),
+    h('p', {}, retry ? retryFree(errorText(err)) : errorText(err)),
     retry ? h('button', { type: 'button', class: 'btn btn--outline btn--sm', onclick: retry }, '重试') : null,
   );
 }
@@ -138,54 +166,82 @@ export async function withLoading(button, fn) {
   }
 }
 
-/* ---------- modal confirm ---------- */
+/* ---------- modal dialogs ---------- */
 
-/** An in-page confirm dialog. Resolves true when confirmed. */
-export function confirmDialog({ title, message, confirmText = '确定', cancelText = '取消', danger = false }) {
+/**
+ * A modal over the screen: the page behind is inert, focus stays inside, the phone's back button
+ * (and Esc, when dismissible) closes it. build(close) returns the dialog box; close(value) closes
+ * it and resolves the returned promise with value once its history entry is gone. Back or Esc
+ * resolve `dismissValue`.
+ */
+export function modal(build, { dismissValue = false, dismissible = true, initialFocus = null } = {}) {
   return new Promise((resolve) => {
     const root = document.getElementById('modal-root');
     const previous = document.activeElement;
-    const titleId = uid('modal-title');
-    const descId = uid('modal-desc');
-    const cancel = h('button', { type: 'button', class: 'btn btn--ghost' }, cancelText);
-    const ok = h('button', { type: 'button', class: ['btn', danger ? 'btn--danger' : 'btn--primary'] }, confirmText);
-    const box = h(
-      'div',
-      { class: 'modal', role: 'alertdialog', 'aria-modal': 'true', 'aria-labelledby': titleId, 'aria-describedby': descId },
-      h('h2', { class: 'modal-title', id: titleId }, title),
-      h('p', { class: 'modal-text', id: descId }, message),
-      h('div', { class: 'modal-actions' }, cancel, ok),
-    );
-    const backdrop = h('div', { class: 'modal-backdrop' }, box);
     const app = document.getElementById('app');
     const appWasInert = app ? app.inert : false;
-    if (app) app.inert = true; // the page behind the dialog can't be reached
-    const close = (value) => {
-      document.removeEventListener('keydown', onKey, true);
+    let closed = false;
+    let stopTrap = () => {};
+    let closeEntry = () => Promise.resolve();
+    let backdrop = null;
+    const teardown = () => {
+      stopTrap();
       backdrop.remove();
       if (app) app.inert = appWasInert;
-      if (previous && previous.focus) previous.focus();
+      if (previous && previous.focus && previous.isConnected) previous.focus();
+    };
+    const close = async (value) => {
+      if (closed) return;
+      closed = true;
+      teardown();
+      await closeEntry();
       resolve(value);
     };
-    const onKey = (e) => {
-      if (e.key === 'Escape') {
-        e.preventDefault();
-        close(false);
-      } else if (e.key === 'Tab') {
-        // keep focus inside the two buttons
-        e.preventDefault();
-        (document.activeElement === ok ? cancel : ok).focus();
-      }
-    };
-    cancel.addEventListener('click', () => close(false));
-    ok.addEventListener('click', () => close(true));
-    backdrop.addEventListener('click', (e) => {
-      if (e.target === backdrop) close(false);
+    const box = build(close);
+    backdrop = h('div', { class: 'modal-backdrop' }, box);
+    if (dismissible) {
+      backdrop.addEventListener('click', (e) => {
+        if (e.target === backdrop) close(dismissValue);
+      });
+    }
+    closeEntry = openLayer(() => {
+      // the back button: its entry is already gone
+      if (closed) return;
+      closed = true;
+      teardown();
+      resolve(dismissValue);
     });
-    document.addEventListener('keydown', onKey, true);
+    stopTrap = trapFocus(box, { onEscape: dismissible ? () => close(dismissValue) : null });
+    if (app) app.inert = true; // the page behind the dialog can't be reached
     root.append(backdrop);
-    cancel.focus();
+    const first = initialFocus ? initialFocus() : null;
+    (first || box.querySelector('button')).focus();
   });
+}
+
+/** An in-page confirm dialog. Resolves true when confirmed. */
+export function confirmDialog({ title, message, confirmText = '确定', cancelText = '取消', danger = false }) {
+  const titleId = uid('modal-title');
+  const descId = uid('modal-desc');
+  let cancel = null;
+  return modal(
+    (close) => {
+      cancel = h('button', { type: 'button', class: 'btn btn--ghost', onclick: () => close(false) }, cancelText);
+      const ok = h(
+        'button',
+        { type: 'button', class: ['btn', danger ? 'btn--danger' : 'btn--primary'], onclick: () => close(true) },
+        confirmText,
+      );
+      return h(
+        'div',
+        { class: 'modal', role: 'alertdialog', 'aria-modal': 'true', 'aria-labelledby': titleId, 'aria-describedby': descId },
+        h('h2', { class: 'modal-title', id: titleId }, title),
+        h('p', { class: 'modal-text', id: descId }, message),
+        h('div', { class: 'modal-actions' }, cancel, ok),
+      );
+    },
+    { initialFocus: () => cancel },
+  );
 }
 
 /* ---------- forms ---------- */

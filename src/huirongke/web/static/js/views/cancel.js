@@ -1,4 +1,4 @@
-// 注销账户 (P36, R05): a plain explanation, a confirm dialog, then either a live countdown to the
+// 注销账号 (P36, R05): a plain explanation, a confirm dialog, then either a live countdown to the
 // end of the cooling-off period with 撤回注销, or (no cooling-off) erasure at once: the next call
 // answers 401 and the app returns to the login screen. A rights screen: it works before agreeing
 // to a new policy version.
@@ -35,8 +35,8 @@ function section(title, ...children) {
 
 function explanation(days) {
   let cooling;
-  if (days === null) cooling = '提交后有一段冷静期，期间你可以在本页随时撤回，账号照常使用。冷静期结束后，我们开始删除你的个人信息，删除后无法恢复。';
-  else if (days > 0) cooling = `提交后有 ${days} 天冷静期，期间你可以在本页随时撤回，账号照常使用。冷静期结束后，我们开始删除你的个人信息，删除后无法恢复。`;
+  if (days === null) cooling = '提交后有一段冷静期，期间您可以在本页随时撤回，账号照常使用。冷静期结束后，我们开始删除您的个人信息，删除后无法恢复。';
+  else if (days > 0) cooling = `提交后有 ${days} 天冷静期，期间您可以在本页随时撤回，账号照常使用。冷静期结束后，我们开始删除您的个人信息，删除后无法恢复。`;
   else cooling = '提交后立即开始删除，无法撤回，删除后也无法恢复。';
   return card(
     '注销前请了解',
@@ -47,7 +47,7 @@ function explanation(days) {
         { class: 'promise-list' },
         h('li', {}, '账号资料：手机号码、昵称、头像、性别、生日、地区和个人标签'),
         h('li', {}, '实名认证信息：姓名和身份证号码'),
-        h('li', {}, '登录设备与会话、隐私设置、导出文件，以及你提交的申请内容'),
+        h('li', {}, '登录设备与会话、隐私设置、导出文件，以及您提交的申请内容'),
       ),
     ),
     section(
@@ -55,7 +55,7 @@ function explanation(days) {
       h(
         'p',
         { class: 'card-text' },
-        '你同意隐私政策、授权和撤回授权的记录、这次注销申请的记录以及安全审计日志，作为我们依法履行义务的证明予以保留。这些记录不再含有你的手机号码、昵称等能识别你的信息，保存期限届满后删除。',
+        '您同意隐私政策、授权和撤回授权的记录、这次注销申请的记录以及安全审计日志，作为我们依法履行义务的证明予以保留。这些记录不再含有您的手机号码、昵称等能识别您的信息，保存期限届满后删除。',
       ),
     ),
     section('冷静期', h('p', { class: 'card-text', id: 'cancel-cooling-off' }, cooling)),
@@ -71,7 +71,7 @@ function explanation(days) {
 
 /** Poll until the account is gone (401), then back to the login screen. */
 function erasingCard() {
-  const status = h('p', { class: 'card-text', id: 'cancel-erasing' }, '正在注销你的账号并删除个人信息，请稍候…');
+  const status = h('p', { class: 'card-text', id: 'cancel-erasing' }, '正在注销您的账号并删除个人信息，请稍候…');
   const el = card(
     '正在注销',
     h('div', { class: 'state state--inline', role: 'status' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), status),
@@ -89,7 +89,7 @@ function erasingCard() {
       }
     }
     if (tries >= POLL_LIMIT) {
-      status.textContent = '注销仍在进行中。完成后你将无法再登录此账号，可稍后再回来查看。';
+      status.textContent = '注销仍在进行中。完成后您将无法再登录此账号，可稍后再回来查看。';
       return;
     }
     window.setTimeout(loop, POLL_MS);
@@ -107,9 +107,9 @@ function coolingOffCard(row) {
     { class: 'card cancel-status', 'aria-labelledby': 'cancel-status-title', id: 'cancel-status' },
     h('span', { class: 'cancel-status-icon' }, icon('clock')),
     h('h2', { class: 'cancel-status-title', id: 'cancel-status-title' }, '注销申请已提交'),
-    h('p', { class: 'card-text' }, `冷静期 ${row.cooling_off_days} 天。距离开始删除你的账号数据还有：`),
+    h('p', { class: 'card-text' }, `冷静期 ${row.cooling_off_days} 天。距离开始删除您的账号数据还有：`),
     clock,
-    h('p', { class: 'card-note', id: 'cancel-erase-after' }, `冷静期至 ${formatDateTime(row.erase_after)} 结束，此前你可以随时撤回，账号照常使用。`),
+    h('p', { class: 'card-note', id: 'cancel-erase-after' }, `冷静期至 ${formatDateTime(row.erase_after)} 结束，此前您可以随时撤回，账号照常使用。`),
     alert.el,
     withdraw,
   );
@@ -147,15 +147,15 @@ function coolingOffCard(row) {
 
 function requestBlock(days, onRequested) {
   const alert = alertBox();
-  const submit = h('button', { type: 'button', class: 'btn btn--danger btn--block btn--lg', id: 'cancel-request' }, '申请注销账户');
+  const submit = h('button', { type: 'button', class: 'btn btn--danger btn--block btn--lg', id: 'cancel-request' }, '申请注销账号');
   submit.addEventListener('click', async () => {
     alert.clear();
     const ok = await confirmDialog({
-      title: '确认注销账户？',
+      title: '确认注销账号？',
       message:
         days === 0
-          ? '提交后将立即删除你的账号和个人信息，无法撤回，也无法恢复。'
-          : `提交后进入${days ? ` ${days} 天` : ''}冷静期，期间可随时撤回；冷静期结束后，你的个人信息将被删除且无法恢复。`,
+          ? '提交后将立即删除您的账号和个人信息，无法撤回，也无法恢复。'
+          : `提交后进入${days ? ` ${days} 天` : ''}冷静期，期间可随时撤回；冷静期结束后，您的个人信息将被删除且无法恢复。`,
       confirmText: '确认注销',
       danger: true,
     });
@@ -172,7 +172,7 @@ function requestBlock(days, onRequested) {
 }
 
 export function cancelView() {
-  const { el, body } = page({ title: '注销账户', back: '/settings/security' });
+  const { el, body } = page({ title: '注销账号', back: '/settings/security' });
   loadInto(
     body,
     () => api('/me/account-cancellation'),
@@ -185,7 +185,7 @@ export function cancelView() {
       }
       return [
         row && row.status === 'withdrawn'
-          ? h('p', { class: 'notice' }, icon('info'), h('span', {}, '你上次的注销申请已撤回，账号照常使用。'))
+          ? h('p', { class: 'notice' }, icon('info'), h('span', {}, '您上次的注销申请已撤回，账号照常使用。'))
           : null,
         explanation(days),
         requestBlock(days, (next) => {

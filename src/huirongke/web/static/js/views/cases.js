@@ -67,7 +67,7 @@ export function casesView() {
         : h(
             'div',
             { class: 'state', id: 'case-list' },
-            h('p', {}, '你还没有提交过申请'),
+            h('p', {}, '您还没有提交过申请'),
             h('a', { class: 'btn btn--outline btn--sm', href: '#/contact' }, '去提交'),
           ),
   );

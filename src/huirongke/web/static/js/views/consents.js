@@ -8,8 +8,8 @@ import { formatDateTime } from '../format.js';
 import { card, loadInto, page, toast } from '../ui.js';
 
 const BASIS = {
-  consent: '基于你的同意',
-  separate_consent: '需要你单独同意',
+  consent: '基于您的同意',
+  separate_consent: '需要您单独同意',
 };
 
 const PERMISSION_STATE = {
@@ -77,10 +77,10 @@ function consentRow(c) {
 
 function permissionRow(p) {
   const [label, tone] = PERMISSION_STATE[p.state] || [p.state, 'muted'];
-  let sub = '需要时会先询问你';
-  if (p.state === 'granted') sub = '你已允许，可随时在系统设置中关闭';
-  else if (!p.may_ask && p.ask_after) sub = `你已拒绝，${formatDateTime(p.ask_after)} 前不会再次询问`;
-  else if (p.state === 'denied' || p.state === 'revoked') sub = '下次使用相关功能时会再询问你';
+  let sub = '需要时会先询问您';
+  if (p.state === 'granted') sub = '您已允许，可随时在系统设置中关闭';
+  else if (!p.may_ask && p.ask_after) sub = `您已拒绝，${formatDateTime(p.ask_after)} 前不会再次询问`;
+  else if (p.state === 'denied' || p.state === 'revoked') sub = '下次使用相关功能时会再询问您';
   return h(
     'li',
     { class: 'perm', dataset: { permission: p.permission } },
@@ -100,17 +100,17 @@ export function consentsView() {
     ({ consents, permissions }) => [
       card(
         '个人信息授权',
-        h('p', { class: 'card-note' }, '以下用途需要你的同意。开启或关闭都只需点一下；关闭即撤回同意，我们立即停止相应处理，并删除仅为该用途保存的信息。'),
+        h('p', { class: 'card-note' }, '以下用途需要您的同意。开启或关闭都只需点一下；关闭即撤回同意，我们立即停止相应处理，并删除仅为该用途保存的信息。'),
         h('div', { class: 'switch-list', id: 'consent-list' }, consents.map(consentRow)),
       ),
-      h('p', { class: 'footnote footnote--left' }, '注册登录、保障运行和安全所必需的处理不依赖你的同意，不在此列出；如不希望继续，你可以注销账户。'),
+      h('p', { class: 'footnote footnote--left' }, '注册登录、保障运行和安全所必需的处理不依赖您的同意，不在此列出；如不希望继续，您可以注销账号。'),
       card(
         '系统权限',
         h(
           'p',
           { class: 'notice notice--plain' },
           icon('info'),
-          h('span', {}, '汇容客只在你使用需要某项权限的功能时才会申请。你拒绝后，48 小时内不会再次询问。权限可随时在手机系统设置中更改。'),
+          h('span', {}, '汇容客只在您使用需要某项权限的功能时才会申请。您拒绝后，48 小时内不会再次询问。权限可随时在手机系统设置中更改。'),
         ),
         h('ul', { class: 'perm-list', id: 'permission-list' }, permissions.map(permissionRow)),
       ),

@@ -15,8 +15,8 @@ const DEFAULT_HOTLINE = '400-0000-690';
 
 // The order and short labels shown; the server's /privacy/case-kinds says which kinds exist.
 const KINDS = [
-  ['contact', '联系我们', '请描述你想咨询的问题'],
-  ['complaint', '投诉举报', '请描述你要投诉或举报的情况，越具体越便于我们处理'],
+  ['contact', '联系我们', '请描述您想咨询的问题'],
+  ['complaint', '投诉举报', '请描述您要投诉或举报的情况，越具体越便于我们处理'],
   ['deletion', '删除个人信息', '请说明希望我们删除哪些个人信息'],
   ['correction', '更正个人信息', '请说明哪项信息有误，以及正确的内容'],
 ];
@@ -42,9 +42,9 @@ function promiseCard(hotline) {
       'ul',
       { class: 'promise-list' },
       h('li', {}, '查阅、更正、删除个人信息，撤回授权或注销账号等请求，都可以在线提交或通过热线提出。'),
-      h('li', {}, '为保护你的账号，我们会先核验你的身份；核验通过后 15 天内给你答复，最迟 15 个工作日内办理完毕。'),
+      h('li', {}, '为保护您的账号，我们会先核验您的身份；核验通过后 15 天内给您答复，最迟 15 个工作日内办理完毕。'),
       h('li', {}, `投诉举报热线：${hotline}。每一件投诉都会登记在案并持续跟踪，直到处理完毕。`),
-      h('li', {}, '对处理结果不满意的，你可以向有关主管部门投诉，也可以依法向人民法院起诉。'),
+      h('li', {}, '对处理结果不满意的，您可以向有关主管部门投诉，也可以依法向人民法院起诉。'),
     ),
   );
 }
@@ -78,15 +78,15 @@ function caseForm(kinds, grounds, onOpened) {
     h('option', { value: '', disabled: true, selected: true }, '请选择删除理由'),
     Object.entries(grounds).map(([key, label]) => h('option', { value: key }, label)),
   );
-  const ground = field({ label: '删除理由', input: groundSelect, stacked: true, hint: '依照隐私政策，出现以下任一情况时你可以要求删除' });
+  const ground = field({ label: '删除理由', input: groundSelect, stacked: true, hint: '依照隐私政策，出现以下任一情况时您可以要求删除' });
   const text = h('textarea', { id: 'case-description', name: 'description', rows: '5', maxlength: String(MAX_LEN) });
   const counter = h('span', { class: 'field-count', id: 'case-count' }, `0/${MAX_LEN}`);
   const description = field({ label: '问题描述', input: text, stacked: true });
   description.row.querySelector('.field-label').replaceWith(h('div', { class: 'field-head' }, h('label', { class: 'field-label', for: text.id }, '问题描述'), counter));
-  const lead = h('p', { class: 'card-note' }, '提交后，我们会向你的手机发送验证码，核验是你本人提交。');
+  const lead = h('p', { class: 'card-note' }, '提交后，我们会向您的手机发送验证码，核验是您本人提交。');
   ownPhone()
     .then((phone) => {
-      if (phone) lead.textContent = `提交后，我们会向 ${maskPhone(phone)} 发送验证码，核验是你本人提交。`;
+      if (phone) lead.textContent = `提交后，我们会向 ${maskPhone(phone)} 发送验证码，核验是您本人提交。`;
     })
     .catch(() => {});
   const alert = alertBox();
@@ -131,7 +131,7 @@ function caseForm(kinds, grounds, onOpened) {
     }
     const len = Array.from(body.description).length;
     if (len < MIN_LEN || len > MAX_LEN) {
-      setFieldError(description, `请用 ${MIN_LEN}–${MAX_LEN} 个字描述你的问题`);
+      setFieldError(description, `请用 ${MIN_LEN}–${MAX_LEN} 个字描述您的问题`);
       text.focus();
       return;
     }

@@ -85,14 +85,14 @@ export function exportView() {
 
     return [
       card(
-        '导出你的个人信息',
-        h('p', { class: 'card-text' }, '我们会把你在汇容客的个人信息打包成一个 ZIP 压缩文件，包括：'),
+        '导出您的个人信息',
+        h('p', { class: 'card-text' }, '我们会把您在汇容客的个人信息打包成一个 ZIP 压缩文件，包括：'),
         h(
           'ul',
           { class: 'promise-list' },
           h('li', {}, 'index.html：用浏览器打开即可阅读的中文版本'),
           h('li', {}, 'data.json：机器可读的格式，便于转移到其他服务'),
-          h('li', {}, '你上传的头像等图片'),
+          h('li', {}, '您上传的头像等图片'),
         ),
         h('p', { class: 'card-note card-note--after' }, '文件生成后 24 小时内可下载，每 24 小时可申请一次。下载需要登录，文件不会通过短信或邮件发送。'),
         alert.el,

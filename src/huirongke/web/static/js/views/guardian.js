@@ -128,7 +128,7 @@ function consentForm() {
           alert.show('监护人同意尚未生效，请稍后重试');
           return;
         }
-        toast('监护人已同意，你可以正常使用汇容客了', 'success', 3000);
+        toast('监护人已同意，您可以正常使用汇容客了', 'success', 3000);
         navigate('/me', { replace: true });
       } catch (err) {
         if (err.handled) return;
@@ -149,8 +149,8 @@ export function guardianConsentView() {
     (status) => {
       if (!status.restricted) {
         const text = status.minor
-          ? `你的监护人已于 ${formatDateTime(status.guardian_consented_at)} 同意你使用汇容客。`
-          : '你已年满 18 周岁或未填写生日，无需监护人同意。';
+          ? `您的监护人已于 ${formatDateTime(status.guardian_consented_at)} 同意您使用汇容客。`
+          : '您已年满 18 周岁或未填写生日，无需监护人同意。';
         return h(
           'div',
           { class: 'state', id: 'guardian-done' },
@@ -171,11 +171,13 @@ export function guardianConsentView() {
           h('span', { class: 'declined-icon' }, icon('users')),
           h('h2', { class: 'guardian-title', id: 'guardian-title' }, '需要监护人同意'),
           h('p', {}, '根据《汇容客隐私政策》，未满 18 周岁的用户须在使用前征得父母或其他监护人的同意。'),
-          h('p', { class: 'muted' }, '监护人同意之前，你仍可以查看和修改个人资料、阅读隐私政策、下载你的数据、注销账户或联系我们。'),
+          h('p', { class: 'muted' }, '监护人同意之前，您仍可以查看和修改个人资料、阅读隐私政策、下载您的数据、注销账号或联系我们。'),
         ),
         consentForm(),
         cellGroup(
           cell({ href: '#/me/profile', label: '个人资料', iconName: 'idcard' }),
+          cell({ href: '#/settings/export', label: '下载我的数据', iconName: 'download', id: 'guardian-export' }),
+          cell({ href: '#/settings/cancel', label: '注销账号', iconName: 'trash', id: 'guardian-cancel' }),
           cell({ href: '#/contact', label: '生日填写有误？提交更正申请', iconName: 'headset' }),
         ),
         logout,
@@ -241,7 +243,7 @@ export function guardianServiceView() {
       h('div', { class: 'login-fields login-fields--card' }, ...fields.rows),
       fields.dev,
     ),
-    card('你要办理的事项', kindGroup),
+    card('您要办理的事项', kindGroup),
     alert.el,
     submit,
   );
@@ -264,7 +266,7 @@ export function guardianServiceView() {
       try {
         const rows = await api('/guardian/requests', { method: 'POST', json: { ...base, kind }, auth: false });
         results.replaceChildren(
-          h('p', { class: 'notice' }, icon('check'), h('span', {}, kind === 'export' ? '身份已验证，正在为你导出孩子的个人信息。' : '身份已验证，注销申请已提交。')),
+          h('p', { class: 'notice' }, icon('check'), h('span', {}, kind === 'export' ? '身份已验证，正在为您导出孩子的个人信息。' : '身份已验证，注销申请已提交。')),
           ...rows.map((r, i) => childResult(r, kind, i)),
         );
         form.hidden = true;
@@ -280,7 +282,7 @@ export function guardianServiceView() {
       'p',
       { class: 'notice' },
       icon('info'),
-      h('span', {}, '如果你是未成年用户的父母或其他监护人，并且曾通过短信验证同意孩子使用汇容客，可以在这里导出孩子的个人信息或申请删除，无需注册账号。'),
+      h('span', {}, '如果您是未成年用户的父母或其他监护人，并且曾通过短信验证同意孩子使用汇容客，可以在这里导出孩子的个人信息或申请删除，无需注册账号。'),
     ),
     form,
     results,

@@ -90,10 +90,10 @@ export function sharingListView() {
     body,
     () => api('/privacy/sharing-list', { auth: false }),
     (data) => [
-      generatedNote('本清单由系统根据第三方接入声明自动生成：只有在这里列出的第三方才会收到你的个人信息。'),
+      generatedNote('本清单由系统根据第三方接入声明自动生成：只有在这里列出的第三方才会收到您的个人信息。'),
       data.items.length
         ? h('ul', { class: 'list-cards', id: 'sharing-list' }, data.items.map(sharingCard))
-        : h('div', { class: 'state', id: 'sharing-list' }, h('p', {}, '目前没有向任何第三方共享你的个人信息。')),
+        : h('div', { class: 'state', id: 'sharing-list' }, h('p', {}, '目前没有向任何第三方共享您的个人信息。')),
     ],
   );
   return el;

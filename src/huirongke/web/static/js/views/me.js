@@ -19,7 +19,7 @@ async function loadNotices(slot) {
   ]);
   const items = [];
   if (guardian && guardian.restricted) {
-    items.push(notice('me-guardian-notice', '#/me/guardian', '你未满 18 周岁，需要监护人同意后才能使用全部功能。', '去完成'));
+    items.push(notice('me-guardian-notice', '#/me/guardian', '您未满 18 周岁，需要监护人同意后才能使用全部功能。', '去完成'));
   }
   if (cancellation && cancellation.status === 'cooling_off') {
     items.push(notice('me-cancel-notice', '#/settings/cancel', `账号注销申请冷静期中，将于 ${formatDateTime(cancellation.erase_after)} 开始删除。`, '查看'));

@@ -3,6 +3,7 @@
 import { api } from '../api.js';
 import { h, icon } from '../dom.js';
 import { formatDateTime } from '../format.js';
+import { openLayer, trapFocus } from '../layers.js';
 import { currentPolicy, loadPolicy, policyDocument } from '../policy.js';
 import { getToken } from '../store.js';
 import { card, cell, cellGroup, loadInto, loadingBlock, page } from '../ui.js';
@@ -56,7 +57,10 @@ export function policyView() {
   return el;
 }
 
-/** The policy over the current screen (used from the login form so nothing typed is lost). */
+/**
+ * The policy over the current screen (used from the login form so nothing typed is lost). The
+ * phone's back button closes it, like its 关闭 button and Esc.
+ */
 export function openPolicySheet() {
   const root = document.getElementById('overlay-root');
   const app = document.getElementById('app');
@@ -69,21 +73,27 @@ export function openPolicySheet() {
     h('header', { class: 'navbar' }, closeBtn, h('h1', { class: 'navbar-title', id: 'sheet-title', tabindex: '-1' }, '汇容客隐私政策')),
     body,
   );
-  const close = () => {
-    document.removeEventListener('keydown', onKey, true);
+  let open = true;
+  let stopTrap = () => {};
+  const teardown = () => {
+    if (!open) return false;
+    open = false;
+    stopTrap();
     sheet.remove();
     app.inert = false;
-    if (previous && previous.focus) previous.focus();
+    if (previous && previous.focus && previous.isConnected) previous.focus();
+    return true;
   };
-  const onKey = (e) => {
-    if (e.key === 'Escape') close();
+  const closeEntry = openLayer(teardown); // the back button closes the sheet
+  const close = () => {
+    if (teardown()) closeEntry();
   };
   closeBtn.addEventListener('click', close);
-  document.addEventListener('keydown', onKey, true);
+  stopTrap = trapFocus(sheet, { onEscape: close });
   app.inert = true;
   root.replaceChildren(sheet);
   sheet.querySelector('#sheet-title').focus();
   Promise.resolve(currentPolicy() || loadPolicy())
-    .then((policy) => body.replaceChildren(h('div', { class: 'card card--doc' }, policyDocument(policy))))
-    .catch(() => body.replaceChildren(h('p', { class: 'state state--error' }, '隐私政策加载失败，请稍后再试')));
+    .then((policy) => body.replaceChildren(h('div', { class: 'card card--doc', tabindex: '0', 'aria-label': '隐私政策全文' }, policyDocument(policy))))
+    .catch(() => body.replaceChildren(h('p', { class: 'state state--error' }, '隐私政策加载失败')));
 }

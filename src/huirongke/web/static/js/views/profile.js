@@ -211,7 +211,7 @@ function basicsSection(state) {
   const form = h(
     'form',
     { class: 'profile-form', novalidate: true, 'aria-label': '基本资料' },
-    card('基本资料', h('p', { class: 'card-note' }, '除昵称外均为选填，填不填由你决定。'), nickname.row, gender.row, birthday.row, region.row, tags.row),
+    card('基本资料', h('p', { class: 'card-note' }, '除昵称外均为选填，填不填由您决定。'), nickname.row, gender.row, birthday.row, region.row, tags.row),
     alert.el,
     save,
   );
@@ -275,7 +275,7 @@ async function checkGuardian() {
   try {
     const status = await api('/me/guardian');
     if (status.restricted) {
-      toast('你未满 18 周岁，需要监护人同意后才能继续使用', 'info', 3000);
+      toast('您未满 18 周岁，需要监护人同意后才能继续使用', 'info', 3000);
       navigate('/me/guardian');
     }
   } catch {
@@ -301,7 +301,7 @@ function realNameSection(state) {
         ),
       );
     } else {
-      content.push(h('p', { class: 'card-note' }, '完成实名认证后，你的主页会显示“已实名”标识。'));
+      content.push(h('p', { class: 'card-note' }, '完成实名认证后，您的主页会显示“已实名”标识。'));
     }
     if (rn && rn.status === 'verified') {
       content.push(h('p', { class: 'locked-note', id: 'real-name-locked' }, icon('lock'), '已认证，不可更改'));
@@ -320,7 +320,7 @@ function realNameForm(state, rerender) {
   const name = field({ label: '真实姓名', input: h('input', { type: 'text', id: 'rn-name', maxlength: '30', autocomplete: 'name', placeholder: '与身份证一致' }) });
   const idNumber = field({
     label: '身份证号',
-    input: h('input', { type: 'text', id: 'rn-id', maxlength: '18', autocomplete: 'off', autocapitalize: 'characters', spellcheck: 'false', placeholder: '18 位身份证号码' }),
+    input: h('input', { type: 'text', id: 'rn-id', maxlength: '18', autocomplete: 'off', 'data-private': true, autocapitalize: 'characters', spellcheck: 'false', placeholder: '18 位身份证号码' }),
   });
   const consent = h('input', { type: 'checkbox', id: 'rn-consent', class: 'checkbox' });
   const consentRow = h(
@@ -350,7 +350,7 @@ function realNameForm(state, rerender) {
       return;
     }
     if (!consent.checked) {
-      alert.show('请先勾选同意汇容客为实名认证处理你的身份信息');
+      alert.show('请先勾选同意汇容客为实名认证处理您的身份信息');
       consent.focus();
       return;
     }

@@ -37,7 +37,7 @@ export function publicProfileView({ params }) {
               'p',
               { class: 'notice' },
               icon('info'),
-              h('span', {}, '这是其他用户看到的你的主页。', h('a', { class: 'link', href: '#/settings/security' }, '管理展示内容')),
+              h('span', {}, '这是其他用户看到的您的主页。', h('a', { class: 'link', href: '#/settings/security' }, '管理展示内容')),
             )
           : null,
         h(

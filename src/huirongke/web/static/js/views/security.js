@@ -1,5 +1,5 @@
 // 账号安全和隐私设置: privacy switches (P38, P39), 授权管理 and 下载我的数据, password, sessions,
-// 注销账户, sign-out.
+// 注销账号 (退出登录 is at the bottom of 设置).
 
 import { api, errorText } from '../api.js';
 import { signOut } from '../auth.js';
@@ -9,10 +9,10 @@ import { rememberMe } from '../state.js';
 import { card, cell, cellGroup, confirmDialog, loadInto, page, toast, withLoading } from '../ui.js';
 
 const SWITCHES = [
-  ['show_phone', '在个人主页展示手机号', '开启后，他人可在你的主页看到完整手机号'],
-  ['show_region', '在个人主页展示地区', '开启后，他人可在你的主页看到你的地区'],
+  ['show_phone', '在个人主页展示手机号', '开启后，他人可在您的主页看到完整手机号'],
+  ['show_region', '在个人主页展示地区', '开启后，他人可在您的主页看到您的地区'],
   // The same fact as the “个性化推荐” consent in 授权管理: switching it is granting or withdrawing that consent.
-  ['personalized_recommendations', '个性化推荐', '默认关闭。与「授权管理」中的“个性化推荐”是同一项授权；关闭后推荐内容不再基于你的个人特征，仅为此保存的信息将被删除'],
+  ['personalized_recommendations', '个性化推荐', '默认关闭。与「授权管理」中的“个性化推荐”是同一项授权；关闭后推荐内容不再基于您的个人特征，仅为此保存的信息将被删除'],
 ];
 
 function switchRow(key, title, desc, checked) {
@@ -76,7 +76,7 @@ function sessionsCard(sessions, reload) {
       const ok = await confirmDialog({
         title: s.current ? '退出本机登录？' : '下线该设备？',
         message: s.current
-          ? '这是你当前正在使用的设备，下线后需要重新登录。'
+          ? '这是您当前正在使用的设备，下线后需要重新登录。'
           : `“${title}”将退出登录，需要重新验证手机号才能再次登录。`,
         confirmText: '下线',
         danger: true,
@@ -151,15 +151,6 @@ export function securityView() {
     },
     ({ settings, me }) => {
       reloadSessions();
-      const logout = h('button', { type: 'button', class: 'btn btn--plain-danger btn--block btn--lg', id: 'logout' }, icon('logout'), '退出登录');
-      logout.addEventListener('click', async () => {
-        const ok = await confirmDialog({ title: '退出登录？', message: '退出后需要重新验证手机号才能登录。', confirmText: '退出登录', danger: true });
-        if (!ok) return;
-        await withLoading(logout, async () => {
-          await signOut();
-          toast('已退出登录');
-        });
-      });
       return [
         card('隐私设置', h('div', { class: 'switch-list' }, SWITCHES.map(([key, title, desc]) => switchRow(key, title, desc, settings[key])))),
         cellGroup(
@@ -177,8 +168,7 @@ export function securityView() {
           }),
         ),
         sessionsSlot,
-        cellGroup(cell({ href: '#/settings/cancel', label: '注销账户', iconName: 'trash', id: 'entry-cancel' })),
-        logout,
+        cellGroup(cell({ href: '#/settings/cancel', label: '注销账号', iconName: 'trash', id: 'entry-cancel' })),
       ];
     },
   );
