@@ -9,7 +9,6 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
 
 from huirongke import (
     jobs_registry,  # noqa: F401  (the composition root registers every job)
@@ -21,6 +20,7 @@ from huirongke.context import AppContext, build_context
 from huirongke.kit import workdays
 from huirongke.kit.errors import COMMON_ERROR_STATUSES, AppError, error_responses, install_error_handlers
 from huirongke.kit.logging import configure_logging
+from huirongke.kit.limits import BodyLimitMiddleware
 from huirongke.kit.middleware import RequestContextMiddleware
 from huirongke.media.routes import router as media_router
 from huirongke.privacy import changes, replay
@@ -29,6 +29,7 @@ from huirongke.privacy.case_routes import router as case_router
 from huirongke.privacy.guardian_routes import router as guardian_router
 from huirongke.privacy.rights_routes import router as rights_router
 from huirongke.privacy.routes import router as privacy_router
+from huirongke.web.assets import StaticAssets
 from huirongke.web.routes import STATIC_DIR
 from huirongke.web.routes import router as web_router
 
@@ -63,6 +64,7 @@ def create_app(
             relay.stop()
         if consumer is not None:
             consumer.stop(graceful=True)
+        await run_in_threadpool(ctx.workers.shutdown)  # the media worker processes
 
     app = FastAPI(
         title="汇容客 API",
@@ -75,6 +77,12 @@ def create_app(
     )
     app.state.ctx = ctx
     install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware,  # 413 payload_too_large, 408 request_timeout (kit/limits.py)
+        default=settings.json_body_max_bytes,
+        routes={"/api/v1/media": settings.avatar_max_bytes + 128 * 1024},  # the route's own check is first
+        timeout=settings.body_timeout_seconds,
+    )
     app.add_middleware(RequestContextMiddleware)
 
     @app.get("/healthz", tags=["health"])
@@ -105,6 +113,7 @@ def create_app(
         from huirongke.devtools.routes import router as dev_router
 
         app.include_router(dev_router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.state.assets = StaticAssets(STATIC_DIR, watch=settings.env == "dev")  # fingerprinted, gzip
+    app.mount("/static", app.state.assets, name="static")
     app.include_router(web_router)
     return app
