@@ -20,7 +20,6 @@ from huirongke.context import AppContext, build_context
 from huirongke.kit import workdays
 from huirongke.kit.errors import COMMON_ERROR_STATUSES, AppError, error_responses, install_error_handlers
 from huirongke.kit.logging import configure_logging
-from huirongke.kit.limits import BodyLimitMiddleware
 from huirongke.kit.middleware import RequestContextMiddleware
 from huirongke.media.routes import router as media_router
 from huirongke.privacy import changes, replay
@@ -64,7 +63,6 @@ def create_app(
             relay.stop()
         if consumer is not None:
             consumer.stop(graceful=True)
-        await run_in_threadpool(ctx.workers.shutdown)  # the media worker processes
 
     app = FastAPI(
         title="汇容客 API",
@@ -77,12 +75,6 @@ def create_app(
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    app.add_middleware(
-        BodyLimitMiddleware,  # 413 payload_too_large, 408 request_timeout (kit/limits.py)
-        default=settings.json_body_max_bytes,
-        routes={"/api/v1/media": settings.avatar_max_bytes + 128 * 1024},  # the route's own check is first
-        timeout=settings.body_timeout_seconds,
-    )
     app.add_middleware(RequestContextMiddleware)
 
     @app.get("/healthz", tags=["health"])
