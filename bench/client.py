@@ -164,7 +164,7 @@ async def sign_up(port: int, phone: str) -> dict[str, Any]:
     try:
         version = await policy_version(conn)
         code = await fresh_code(conn, phone)
-        body = {"phone": phone, "code": code, "accept_policy_version": version}
+        body = {"phone": phone, "code": code, "accept_policy_version": version, "age": {"adult": True}}
         session: dict[str, Any] = await _json(conn, "POST", "/api/v1/auth/sessions", body, expect=201)
         # The session may not be committed yet when the 201 arrives (FastAPI runs the exit code of
         # `yield` dependencies, where the session commits, after sending the response): retry, bounded,
@@ -269,6 +269,7 @@ async def sign_in_burst(
         body: dict[str, Any] = {"phone": item[0], "code": item[1]}
         if accept_policy_version is not None:
             body["accept_policy_version"] = accept_policy_version
+            body["age"] = {"adult": True}  # the age gate of a registration; a returning user sends none
         t0 = time.perf_counter()
         status, data = await conn.request("POST", "/api/v1/auth/sessions", body)
         latencies.append((time.perf_counter() - t0) * 1000)

@@ -447,6 +447,7 @@ def seal_profile(ctx: Any, s: Any, user_id: str, fields: dict[str, Any]) -> None
 
 
 def seed_world(ctx: Any, rng: random.Random, run_no: int) -> dict[str, Any]:
+    from huirongke.accounts.age import ADULT
     from huirongke.accounts.signin import _register
     from huirongke.kit.phone import normalize
 
@@ -456,14 +457,14 @@ def seed_world(ctx: Any, rng: random.Random, run_no: int) -> dict[str, Any]:
     with ctx.db.session() as s:
         ctx.policy.ensure_seeded(s, ctx.settings)
     with ctx.db.session() as s:
-        user = _register(ctx, s, phone, ctx.phone_bidx(phone))
+        user = _register(ctx, s, phone, ctx.phone_bidx(phone), ADULT, None)
         profile = {"nickname": f"小王{marker}"[:40], "region": "福建省厦门市", "gender": "male"}
         seal_profile(ctx, s, user.id, profile)
         uid, bidx = user.id, user.phone_bidx
         others = []
         for i in range(OTHER_USERS):
             p = normalize(f"1370000{run_no % 10}{i:03d}")
-            o = _register(ctx, s, p, ctx.phone_bidx(p))
+            o = _register(ctx, s, p, ctx.phone_bidx(p), ADULT, None)
             seal_profile(ctx, s, o.id, {"nickname": f"同事{i}"})
             others.append((o.id, o.phone_bidx, p))
     rows = build_rows(ctx, rng, uid, bidx, SUBJECT_ROWS, marker)
@@ -800,7 +801,12 @@ def sign_up(port: int, phone: str) -> tuple[str, str]:
         assert m
         r = c.post(
             "/api/v1/auth/sessions",
-            json={"phone": phone, "code": m.group(1), "accept_policy_version": version},
+            json={
+                "phone": phone,
+                "code": m.group(1),
+                "accept_policy_version": version,
+                "age": {"adult": True},
+            },
         )
         assert r.status_code == 201, r.text
         token, uid = r.json()["token"], r.json()["user"]["id"]
@@ -1445,6 +1451,7 @@ def proto_sql_scan(ctx: Any, needles: list[bytes]) -> set[str]:
 
 
 def part_residue(quick: bool, notes: list[str]) -> dict[str, Any]:
+    from huirongke.accounts.age import ADULT
     from huirongke.accounts.signin import _register
     from huirongke.context import build_context
     from huirongke.kit.phone import normalize
@@ -1477,7 +1484,7 @@ def part_residue(quick: bool, notes: list[str]) -> dict[str, Any]:
             with ctx.db.session() as s:
                 for i in range(200):
                     p = normalize(f"1360000{i:04d}")
-                    user_ids.append(_register(ctx, s, p, ctx.phone_bidx(p)).id)
+                    user_ids.append(_register(ctx, s, p, ctx.phone_bidx(p), ADULT, None).id)
             ctx.db.dispose()  # the fill uses its own connection
             db = data_dir / "huirongke.db"
             rng = random.Random(3)

@@ -166,6 +166,7 @@ def sign_up(client: TestClient, phone: str = "13800138000", **device: Any) -> tu
         "phone": phone,
         "code": latest_code(client, phone),
         "accept_policy_version": version,
+        "age": {"adult": True},  # the age gate (P42): ignored when the number is already registered
     }
     if device:
         body["device"] = device

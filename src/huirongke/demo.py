@@ -8,6 +8,7 @@ from datetime import date
 from sqlalchemy import select
 
 from huirongke.accounts import sealed_profile
+from huirongke.accounts.age import ADULT
 from huirongke.accounts.models import User
 from huirongke.accounts.signin import _register
 from huirongke.config import Settings
@@ -72,7 +73,7 @@ def seed(settings: Settings, count: int) -> list[str]:
             if session.scalar(select(User.id).where(User.phone_bidx == bidx)):
                 lines.append(f"已存在：{mask(phone)}")
                 continue
-            registered = _register(ctx, session, phone, bidx)
+            registered = _register(ctx, session, phone, bidx, ADULT, None)  # birthdays below: 1970–2000
             user = session.get_one(User, registered.id)
             nickname = rng.choice(_SURNAMES) + rng.choice(_GIVEN)
             cipher = ctx.keys.cipher(session, user.id)

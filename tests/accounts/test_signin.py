@@ -37,6 +37,8 @@ def fresh_code(client, phone: str = PHONE) -> str:
 
 def sign_in(client, phone: str = PHONE, code: str | None = None, **extra: Any):
     body: dict[str, Any] = {"phone": phone, **extra}
+    if "accept_policy_version" in extra:  # a registration also needs the age gate (P42)
+        body.setdefault("age", {"adult": True})
     if code is not None:
         body["code"] = code
     return client.post("/api/v1/auth/sessions", json=body)

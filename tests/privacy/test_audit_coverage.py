@@ -67,7 +67,12 @@ def _sign_in(client: Any, ctx: Any) -> Call:
     phone = "13800138000"
     assert client.post("/api/v1/auth/sms-codes", json={"phone": phone}).status_code == 202
     version = client.get("/api/v1/privacy/policy").json()["version"]
-    body = {"phone": phone, "code": latest_code(client, phone), "accept_policy_version": version}
+    body = {
+        "phone": phone,
+        "code": latest_code(client, phone),
+        "accept_policy_version": version,
+        "age": {"adult": True},
+    }
     return Call(lambda: client.post("/api/v1/auth/sessions", json=body), 201, "account.registered")
 
 

@@ -171,7 +171,13 @@ def test_new_user_must_accept_the_current_version(client, ctx):
     assert count(ctx, "users") == 0 and count(ctx, "devices") == 0
     r = client.post(
         "/api/v1/auth/sessions",
-        json={"phone": PHONE, "code": code, "accept_policy_version": 2, "device": DEVICE},
+        json={
+            "phone": PHONE,
+            "code": code,
+            "accept_policy_version": 2,
+            "device": DEVICE,
+            "age": {"adult": True},
+        },
     )
     assert r.status_code == 201
     assert count(ctx, "devices") == 1

@@ -17,13 +17,16 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import aliased
 
-from huirongke.accounts import sealed_profile
+# Re-exported: the age rules live in accounts/age.py; older importers name them here.
+from huirongke.accounts.age import ADULT_AGE as ADULT_AGE
+from huirongke.accounts.age import age_on as age_on
+from huirongke.accounts.age import birthday_from_sealed, restricted_on
 from huirongke.accounts.models import AuthSession, User
 from huirongke.kit.clock import china_today, utcnow
 from huirongke.kit.errors import Unauthorized
@@ -44,17 +47,7 @@ DEPENDS_ON = (
     "real_name_verifications",
     "data_keys",
 )
-ADULT_AGE = 18  # the policy's own bar, stricter than PIPL's 14 (R09)
 LAST_SEEN_EVERY = timedelta(minutes=5)
-
-
-def age_on(birthday: date, today: date) -> int:
-    return today.year - birthday.year - ((today.month, today.day) < (birthday.month, birthday.day))
-
-
-def restricted_on(birthday: date | None, guardian_consent_at: datetime | None, today: date) -> bool:
-    """Under 18 with no guardian's consent yet: only the profile and the guardian flow are open."""
-    return birthday is not None and age_on(birthday, today) < ADULT_AGE and guardian_consent_at is None
 
 
 @dataclass(frozen=True)
@@ -79,6 +72,7 @@ _LOAD = (
         AuthSession.last_seen_at,
         User.status,
         User.birthday_enc,
+        User.birth_month_enc,
         User.guardian_consent_at,
         select(PolicyAgreement.id)
         # An agreement to the latest version that asked for one, or to any later version (P41, P43).
@@ -118,10 +112,12 @@ def load(ctx: AppContext, token_hash: str) -> Identity:
         now = utcnow()
         if row.revoked_at is not None or row.expires_at <= now or row.status != "active":
             raise Unauthorized("登录已过期，请重新登录", code="token_expired")
-        # The birthday is sealed (P17): opened only when it can still restrict (no guardian consent yet).
+        # The birthday (or declared birth month) is sealed (P17): opened only when it can still
+        # restrict (no guardian consent yet).
         born = None
-        if row.birthday_enc is not None and row.guardian_consent_at is None:
-            born = sealed_profile.birthday(ctx.keys.cipher(session, row.user_id), row.birthday_enc)
+        if (row.birthday_enc or row.birth_month_enc) is not None and row.guardian_consent_at is None:
+            cipher = ctx.keys.cipher(session, row.user_id)
+            born = birthday_from_sealed(cipher, row.birthday_enc, row.birth_month_enc)
     identity = Identity(
         user_id=row.user_id,
         session_id=row.id,

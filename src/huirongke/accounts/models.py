@@ -43,6 +43,19 @@ class User(Base):
     birthday_enc: Mapped[bytes | None] = mapped_column(
         LargeBinary, info=pii("user.profile.birthday", "生日", purposes=["profile"], encrypted=True)
     )
+    #: P42: `declared` (typed by the user) or `id_number` (from a real-name submission: no profile edit
+    #: changes it). See accounts/age.py.
+    birthday_source: Mapped[str | None] = mapped_column(
+        String(16), info=pii("user.minor.age", "生日来源（本人填写或身份证号码）", purposes=["account"])
+    )
+    #: The age gate at sign-up (P42, R09): `adult` (18 or older) or `birth_month` (then sealed below).
+    age_declaration: Mapped[str | None] = mapped_column(
+        String(16), info=pii("user.minor.age", "注册时的年龄声明", purposes=["account"])
+    )
+    birth_month_enc: Mapped[bytes | None] = mapped_column(
+        LargeBinary,
+        info=pii("user.minor.age", "出生年月（注册时填写）", purposes=["account"], encrypted=True),
+    )
     tags_enc: Mapped[bytes | None] = mapped_column(
         LargeBinary,
         # the plaintext is a JSON list; `sealed_as` says so to readers that open sealed columns generically

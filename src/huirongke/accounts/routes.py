@@ -93,6 +93,7 @@ def _sign_in(ctx: AppContext, body: SignInRequest, ip: str | None, writer: Write
             accept_policy_version=body.accept_policy_version,
             device=body.device,
             ip=ip,
+            age=body.age,
         )
         version = None if result.policy_update_required else ctx.policy.current(session).version
         out = SessionOut(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
 class Strict(BaseModel):
@@ -28,12 +28,21 @@ class DeviceIn(Strict):
     network_type: str | None = Field(default=None, max_length=16)
 
 
+class AgeIn(Strict):
+    """The age gate of a registration (P42, R09): `{"adult": true}` or `{"birth_month": "YYYY-MM"}`."""
+
+    adult: StrictBool | None = None
+    birth_month: str | None = Field(default=None, max_length=7, examples=["2008-05"])
+
+
 class SignInRequest(Strict):
     phone: str = Field(max_length=32)
     code: str | None = Field(default=None, max_length=16)
     password: str | None = Field(default=None, max_length=128)
     accept_policy_version: int | None = None
     device: DeviceIn | None = None
+    #: Registration only (a returning user sends none; one sent anyway is ignored).
+    age: AgeIn | None = None
 
 
 class RealNameOut(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 import structlog
 from argon2 import PasswordHasher
@@ -12,10 +12,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from huirongke.accounts import age as age_rules
 from huirongke.accounts.models import AuthSession, Device, SmsCode, User
-from huirongke.accounts.schemas import DeviceIn
+from huirongke.accounts.schemas import AgeIn, DeviceIn
 from huirongke.context import AppContext
-from huirongke.kit.clock import utcnow
+from huirongke.kit.clock import china_today, utcnow
 from huirongke.kit.crypto import sha256_hex
 from huirongke.kit.db import after_commit, table
 from huirongke.kit.errors import AppError, BadRequest, Invalid, PreconditionRequired, RateLimited
@@ -197,6 +198,7 @@ def sign_in(
     accept_policy_version: int | None,
     device: DeviceIn | None,
     ip: str | None,
+    age: AgeIn | None = None,
 ) -> SignInResult:
     phone = parse_phone(raw_phone)
     bidx = ctx.phone_bidx(phone)
@@ -207,6 +209,7 @@ def sign_in(
     found = session.execute(_USER_AND_AGREEMENT, {"bidx": bidx, "version": current.consent_version}).first()
     user, had_agreed = (found[0], bool(found[1])) if found else (None, False)
 
+    declared: tuple[str, date | None] | None = None  # the age gate's answer, for a registration
     if password is not None and code is None:
         method = "password"
         # Per account, across IPs: guessing one account's password from many addresses is limited too.
@@ -224,13 +227,18 @@ def sign_in(
                 code="policy_consent_required",
                 details={"current_version": current.version},
             )
+        if user is None:  # P42: the age gate, also before the code is burnt
+            declared = age_rules.declaration(
+                age.adult if age else None, age.birth_month if age else None, china_today()
+            )
         consume_code(session, code_id)
     else:
         raise Invalid("请提供验证码或密码", code="credentials_required")
 
     created = user is None
     if user is None:
-        user = _register(ctx, session, phone, bidx)
+        assert declared is not None  # a password never registers: `_check_password` refused it
+        user = _register(ctx, session, phone, bidx, *declared)
     if user.status != "active":
         raise AppError("该账号已注销，无法登录", code="account_cancelled", status=403)
 
@@ -261,7 +269,8 @@ def sign_in(
         session,
         user.id,
         "account.registered" if created else "session.created",
-        ["auth_sessions.login_ip", "devices.model"] if agreed else [],
+        (["auth_sessions.login_ip", "devices.model"] if agreed else [])
+        + (age_rules.registered_columns(user) if created else []),
         purpose="account",
     )
     log.info("signed_in", user_id=user.id, method=method, created=created)
@@ -279,9 +288,13 @@ def _check_password(user: User | None, password: str) -> None:
         raise wrong from None
 
 
-def _register(ctx: AppContext, session: Session, phone: str, bidx: str) -> User:
+def _register(
+    ctx: AppContext, session: Session, phone: str, bidx: str, declaration: str, birth_month: date | None
+) -> User:
     """Insert the account (and its data key) with single statements, no unit-of-work flush: the
-    busiest writer registers users. Returns the row as inserted, for the response."""
+    busiest writer registers users. Returns the row as inserted, for the response. `declaration` and
+    `birth_month` are the age gate's answer (`age.declaration`): a birth month under 18 makes the
+    account a minor, restricted from its first request until a guardian consents (P42)."""
     now = utcnow()
     user_id = new_id()
     cipher = ctx.keys.create(session, user_id)
@@ -292,6 +305,8 @@ def _register(ctx: AppContext, session: Session, phone: str, bidx: str) -> User:
         "status": "active",
         "show_phone": False,
         "show_region": False,
+        "age_declaration": declaration,
+        "birth_month_enc": age_rules.seal_birth_month(cipher, birth_month) if birth_month else None,
         "created_at": now,
         "updated_at": now,
     }
