@@ -19,6 +19,7 @@ from huirongke.config import Settings, get_settings
 from huirongke.context import AppContext, build_context
 from huirongke.kit import workdays
 from huirongke.kit.errors import COMMON_ERROR_STATUSES, AppError, error_responses, install_error_handlers
+from huirongke.kit.limits import BodyLimit, BodyLimitMiddleware
 from huirongke.kit.logging import configure_logging
 from huirongke.kit.middleware import RequestContextMiddleware
 from huirongke.media.routes import router as media_router
@@ -63,6 +64,7 @@ def create_app(
             relay.stop()
         if consumer is not None:
             consumer.stop(graceful=True)
+        await run_in_threadpool(ctx.workers.shutdown)  # the media worker processes
 
     app = FastAPI(
         title="汇容客 API",
@@ -75,6 +77,17 @@ def create_app(
     )
     app.state.ctx = ctx
     install_error_handlers(app)
+    media_limit = settings.avatar_max_bytes
+    app.add_middleware(
+        BodyLimitMiddleware,  # 413 payload_too_large, 408 request_timeout (kit/limits.py)
+        default=settings.json_body_max_bytes,
+        routes={  # an upload's multipart framing needs room beyond the file's limit
+            "/api/v1/media": BodyLimit(
+                media_limit + 64 * 1024, "file_too_large", f"图片不能超过 {media_limit // (1024 * 1024)} MB"
+            )
+        },
+        timeout=settings.body_timeout_seconds,
+    )
     app.add_middleware(RequestContextMiddleware)
 
     @app.get("/healthz", tags=["health"])

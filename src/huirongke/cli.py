@@ -37,11 +37,14 @@ def serve(
     import uvicorn
 
     from huirongke.app import create_app
+    from huirongke.kit.httpserver import uvicorn_options
+    from huirongke.kit.storage import tighten_tree
     from huirongke.migrate import upgrade
 
     started = time.monotonic()
     settings = get_settings()
     settings.ensure_dirs()
+    tighten_tree(settings.data_dir)  # files an older version left 0644 become 0600 (issue 8)
     upgrade(settings.resolved_database_url)
     application = create_app(settings, run_jobs=jobs, log_to_file=True)
     host, port = host or settings.host, port or settings.port
@@ -54,6 +57,7 @@ def serve(
         log_config=None,
         proxy_headers=False,
         server_header=False,  # no `Server: uvicorn` banner (issue 8)
+        **uvicorn_options(settings),  # header size and time, keep-alive, connections (kit/httpserver.py)
     )
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from huirongke.kit.storage import private_dir
 
 from huirongke.kit.client_address import TrustedProxies
 
@@ -59,6 +62,25 @@ class Settings(BaseSettings):
     avatar_max_bytes: int = 5 * 1024 * 1024
     avatar_max_pixels: int = 40_000_000
     avatar_size: int = 512
+    #: Worker processes that decode and re-encode uploads (kit/workers.py): half the cores, at least 1.
+    media_workers: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1, le=32)
+    #: The address-space cap of each media worker (RLIMIT_AS), in MiB: a bigger job fails alone.
+    media_worker_memory_mb: int = Field(default=1024, ge=256)
+    #: Uploads that may wait for a worker; past workers + queue an upload gets 503 `media_busy`.
+    media_queue: int = Field(default=4, ge=0)
+    #: Per user: uploads a minute (429 `upload_rate_limited`) and stored bytes (413 `upload_quota_exceeded`).
+    upload_rate_per_minute: int = Field(default=10, ge=1)
+    upload_quota_mb: int = Field(default=200, ge=1)
+    #: Media no profile or content references are deleted this long after upload (`media.orphans`).
+    media_orphan_grace_hours: int = Field(default=24, ge=1)
+
+    # Request limits (kit/limits.py, kit/httpserver.py): 413 `payload_too_large`, 408 `request_timeout`
+    json_body_max_bytes: int = Field(default=64 * 1024, ge=1024)
+    body_timeout_seconds: float = Field(default=60, gt=0)
+    header_max_bytes: int = Field(default=16 * 1024, ge=1024)
+    header_timeout_seconds: float = Field(default=10, gt=0)
+    keep_alive_seconds: int = Field(default=5, ge=1)
+    max_connections: int = Field(default=1000, ge=1)
 
     # Operator-configurable facts the published policy states (P43)
     company_name: str = "厦门惠榕软件科技有限公司"
@@ -104,8 +126,9 @@ class Settings(BaseSettings):
         return self.log_file or self.data_dir / "logs" / "huirongke.log"
 
     def ensure_dirs(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.media_dir.mkdir(parents=True, exist_ok=True)
+        os.umask(0o077)  # every entry point starts here: files 0600, folders 0700 from now on
+        private_dir(self.data_dir)  # 0700: only the service's user reads what it holds
+        private_dir(self.media_dir)
 
 
 @lru_cache

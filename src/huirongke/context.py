@@ -19,6 +19,7 @@ from huirongke.kit.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLim
 from huirongke.kit.sms.base import SmsMessage, SmsProvider
 from huirongke.kit.sms.console import ConsoleSmsProvider
 from huirongke.kit.storage import LocalStorage, MediaStorage
+from huirongke.kit.workers import WorkerPool
 from huirongke.privacy import audit, changes
 from huirongke.privacy.keys import SubjectKeys
 from huirongke.privacy.policy import PolicyService
@@ -37,6 +38,8 @@ class AppContext:
     jobs: JobQueue = field(init=False)
     redis: Any = None
     identities: IdentityCache = field(init=False)
+    #: Processes for decoding and re-encoding media, outside any request thread or database lock.
+    workers: WorkerPool = field(init=False)
 
     @property
     def ring(self) -> KeyRing:
@@ -98,6 +101,12 @@ def build_context(settings: Settings, *, immediate_jobs: bool = False) -> AppCon
     audit.install(db, ctx.ring, settings.data_dir / "keys")  # the chain's key and anchor, per database
     ctx.sms = _sms_provider(ctx)
     ctx.identities = IdentityCache(settings.identity_cache_seconds)
+    ctx.workers = WorkerPool(
+        settings.media_workers,
+        settings.media_worker_memory_mb,
+        settings.media_queue,
+        preload=("huirongke.media.imaging",),
+    )
     if redis_client is not None:
         changes.install_relay(changes.RedisRelay(redis_client, settings.resolved_database_url))
     check_data_location(settings, {"storage": ctx.storage.region, "sms": ctx.sms.region})

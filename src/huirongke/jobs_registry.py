@@ -5,6 +5,7 @@ Imported by the composition roots only (`huirongke.app`, the CLI's `worker`), ne
 back was an import cycle (`tests/test_imports.py` keeps it broken).
 """
 
+from huirongke.media import service as media
 from huirongke.privacy import erasure, export, retention
 
-__all__ = ["erasure", "export", "retention"]
+__all__ = ["erasure", "export", "media", "retention"]

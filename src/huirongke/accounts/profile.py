@@ -26,7 +26,7 @@ from huirongke.kit.clock import china_today, utcnow
 from huirongke.kit.errors import AppError, Conflict, Invalid, NotFound, Unauthorized
 from huirongke.kit.phone import mask
 from huirongke.media.models import Media
-from huirongke.media.service import media_url, owned_image
+from huirongke.media.service import media_url, owned_image, release
 from huirongke.privacy import audit, consent
 
 CANCELLED_NAME = "已注销用户"
@@ -165,6 +165,8 @@ def update_profile(ctx: AppContext, session: Session, user: User, patch: MePatch
     if changed:
         user.updated_at = utcnow()
         audit.user_action(session, user.id, "profile.updated", columns, purpose="profile")
+    if "avatar_media_id" in changed:
+        release(ctx, session, current["avatar_media_id"])  # the replaced avatar's row and file go
     return columns
 
 

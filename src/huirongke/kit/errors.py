@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 import structlog
@@ -37,6 +38,18 @@ class AppError(Exception):
         self.details = details or {}
         self.headers = headers or {}
         super().__init__(self.code)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its attributes, whatever the subclass's __init__ takes: an error raised in a
+        # worker process (kit/workers.py) reaches the request with its status, code and message.
+        return (_rebuild_error, (type(self), dict(self.__dict__)))
+
+
+def _rebuild_error(cls: type[AppError], state: dict[str, Any]) -> AppError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state.get("code"))
+    error.__dict__.update(state)
+    return error
 
 
 class BadRequest(AppError):
@@ -150,6 +163,7 @@ _STATUS_CODES = {
     404: ("not_found", "找不到该对象"),
     405: ("method_not_allowed", "不支持该请求方法"),
     406: ("not_acceptable", "无法提供所请求的格式"),
+    408: ("request_timeout", "请求超时，请检查网络后重试"),
     413: ("payload_too_large", "请求内容过大"),
     415: ("unsupported_media_type", "不支持的内容类型"),
 }
@@ -181,6 +195,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, message = _STATUS_CODES.get(exc.status_code, ("http_error", "请求无法完成"))
+        code = getattr(exc, "error_code", code)  # kit/limits.py names its own
+        message = getattr(exc, "error_message", message)
         return JSONResponse(
             error_body(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
@@ -195,6 +211,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _db_operational(request: Request, exc: OperationalError) -> JSONResponse:
+        if storage_fault(exc):
+            return _storage_unavailable(request, exc)
         if "locked" in str(exc.orig).lower() or "deadlock" in str(exc.orig).lower():
             # Contention, not a bug: nothing was written, and trying again shortly will work.
             log.warning("database_busy", path=route_template(request.scope))
@@ -204,7 +222,60 @@ def install_error_handlers(app: FastAPI) -> None:
         log.error("database_error", error_type=type(exc.orig).__name__, path=route_template(request.scope))
         return JSONResponse(error_body("internal_error", "服务器开小差了，请稍后再试"), status_code=500)
 
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+        if storage_fault(exc):
+            return _storage_unavailable(request, exc)
+        return await _unexpected(request, exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if storage_fault(exc):  # e.g. a DBAPIError other than OperationalError wrapping a full disk
+            return _storage_unavailable(request, exc)
         log.error("unhandled_error", error_type=type(exc).__name__, path=route_template(request.scope))
         return JSONResponse(error_body("internal_error", "服务器开小差了，请稍后再试"), status_code=500)
+
+
+# --- storage faults ----------------------------------------------------------------------------------
+
+STORAGE_RETRY_AFTER = 30
+_FULL_OR_READ_ONLY = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG}
+_SQLITE_FAULTS = ("database or disk is full", "readonly database", "disk i/o error")
+# PostgreSQL: 53100 disk_full, 53200 out_of_memory, 25006 read_only_sql_transaction (a standby or
+# `default_transaction_read_only`), 57P03 cannot_connect_now (starting up, recovering).
+_PG_FAULTS = {"53100", "53200", "25006", "57P03"}
+
+
+def storage_fault(exc: BaseException) -> bool:
+    """Whether `exc` says the disk is full or the database/filesystem is read-only: the service cannot
+    store anything right now, through no fault of the request. Nothing was committed by the failing
+    request, and trying again once the operator has made room will work."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _FULL_OR_READ_ONLY:
+            return True
+        orig = getattr(current, "orig", None)
+        if orig is not None:
+            if getattr(orig, "sqlstate", None) in _PG_FAULTS:
+                return True
+            if any(text in str(orig).lower() for text in _SQLITE_FAULTS):
+                return True
+            if isinstance(orig, OSError) and orig.errno in _FULL_OR_READ_ONLY:
+                return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _storage_unavailable(request: Request, exc: BaseException) -> JSONResponse:
+    log.error("storage_unavailable", error_type=type(exc).__name__, path=route_template(request.scope))
+    return JSONResponse(
+        error_body(
+            "storage_unavailable",
+            "服务器存储暂时不可用，您的数据没有丢失，请稍后重试",
+            {"retry_after": STORAGE_RETRY_AFTER},
+        ),
+        status_code=503,
+        headers={"Retry-After": str(STORAGE_RETRY_AFTER)},
+    )

@@ -106,8 +106,9 @@ class RotatingLogFile:
             self._close()  # reopen (and look at the file afresh) on the next line
 
     def _open(self, today: date) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = self.path.open("ab", buffering=0)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # logs name user ids
+        self._fh = os.fdopen(fd, "ab", buffering=0)
         st = os.fstat(self._fh.fileno())
         self._size = st.st_size
         # A file left by an earlier run belongs to the day it was last written.
@@ -169,20 +170,31 @@ class _Tee:
 _current_sink: _Tee | None = None
 
 
+_dropped = 0
+
+
+def count_dropped() -> None:
+    """A log call that raised (its caller swallowed it): counted in `write_errors`."""
+    global _dropped
+    _dropped += 1
+
+
 def write_errors() -> int:
-    """How many log writes failed (console or file) since logging was last configured."""
+    """How many log writes failed (console or file), or log calls raised, since logging was last
+    configured."""
     sink = _current_sink
     if sink is None:
-        return 0
+        return _dropped
     files = sum(s.errors for s in sink.streams if isinstance(s, RotatingLogFile))
-    return sink.errors + files
+    return sink.errors + files + _dropped
 
 
 def configure_logging(
     level: str = "INFO", stream: Any = None, file: Path | None = None, max_bytes: int = 50 * 1024 * 1024
 ) -> None:
-    global _current_sink
+    global _current_sink, _dropped
     previous = _current_sink
+    _dropped = 0
     streams: list[Any] = [stream or sys.stderr]
     if file is not None:
         streams.append(RotatingLogFile(file, max_bytes))

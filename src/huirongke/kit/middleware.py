@@ -11,6 +11,8 @@ import structlog
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from huirongke.kit.logging import count_dropped
+
 log = structlog.get_logger("huirongke.access")
 
 # P18: strict transport and content security for the web client.
@@ -70,14 +72,17 @@ class RequestContextMiddleware:
             finally:
                 if path not in _QUIET:
                     user_id: Any = scope.get("state", {}).get("user_id")
-                    log.info(
-                        "request",
-                        method=scope["method"],
-                        path=route_template(scope),
-                        status=status,
-                        ms=round((time.perf_counter() - start) * 1000, 1),
-                        user_id=user_id,
-                    )
+                    try:
+                        log.info(
+                            "request",
+                            method=scope["method"],
+                            path=route_template(scope),
+                            status=status,
+                            ms=round((time.perf_counter() - start) * 1000, 1),
+                            user_id=user_id,
+                        )
+                    except Exception:  # a full disk, a closed stream: never the request's problem
+                        count_dropped()
 
 
 UNMATCHED = "<unmatched>"

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
-from huirongke.accounts.deps import DB, READ, WRITE, Ctx, CurrentUser
-from huirongke.kit.errors import Invalid, NotFound, TooLarge
-from huirongke.media import service
-from huirongke.privacy import consent
+from huirongke.accounts.deps import DB, READ, WRITE, Ctx, CurrentIdentity, UnitRoute
+from huirongke.kit.errors import Invalid, NotFound
+from huirongke.media import imaging, service
 
-router = APIRouter(tags=["media"])
+router = APIRouter(tags=["media"], route_class=UnitRoute)
 
 
 class MediaOut(BaseModel):
@@ -26,21 +26,15 @@ class MediaOut(BaseModel):
     height: int | None
 
 
-def _captured_through(
-    user: CurrentUser,
-    session: DB,
-    source: Annotated[
-        Literal["camera", "album"] | None,
-        Query(
-            description="Where the client took the file from: `camera` or `album` (the OS permission it "
-            "used). Declared, the upload is refused with 428 `permission_required` unless the client's "
-            "latest report for that permission is `granted` (P40). Omit it for a file picker that "
-            "needs no OS permission."
-        ),
-    ] = None,
-) -> None:
-    if source is not None:
-        consent.check_permission(session, user.user.id, source)
+Source = Annotated[
+    Literal["camera", "album"] | None,
+    Query(
+        description="Where the client took the file from: `camera` or `album` (the OS permission it "
+        "used). Declared, the upload is refused with 428 `permission_required` unless the client's "
+        "latest report for that permission is `granted` (P40). Omit it for a file picker that "
+        "needs no OS permission."
+    ),
+]
 
 
 @router.post(
@@ -60,34 +54,37 @@ def _captured_through(
             },
             "required": True,
         },
+        # A write, in a short unit of its own opened once the image is processed (see below): the
+        # route takes no request-long `DB` session.
         **WRITE["openapi_extra"],
     },
 )
-async def upload(
-    request: Request, user: CurrentUser, ctx: Ctx, session: DB, _: Annotated[None, Depends(_captured_through)]
-) -> MediaOut:
-    limit = ctx.settings.avatar_max_bytes
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit + 64 * 1024:
-        raise TooLarge(f"图片不能超过 {limit // (1024 * 1024)} MB", code="file_too_large")
+async def upload(request: Request, who: CurrentIdentity, ctx: Ctx, source: Source = None) -> MediaOut:
+    """Checks (read unit), then the body, then decoding and re-encoding in the media worker pool, then
+    storing the file, then one short write unit for the row. Nothing holds the database's writer, or a
+    request thread, while the body arrives or the image is processed: a heavy upload never stalls
+    another user's sign-in."""
+    owner = who.user_id
+    # The body's size (Content-Length, then as it streams) and arrival time are bounded by
+    # kit/limits.py with this route's limit (app.py), before and while the body is read.
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise Invalid("请以 multipart/form-data 上传，字段名为 file", code="multipart_required", status=415)
-    # Read at most the limit (plus room for the multipart framing), whatever Content-Length says.
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit + 64 * 1024:
-            raise TooLarge(f"图片不能超过 {limit // (1024 * 1024)} MB", code="file_too_large")
-    request._body = bytes(body)  # Starlette parses the form from the cached body
+    service.check_rate(ctx, owner)
+    await run_in_threadpool(service.check_before_upload, ctx, owner, source)
+    data = await _read_file(request, ctx.settings.avatar_max_bytes)
+    service.check_size(ctx, data)
+    body, mime, width, height = await ctx.workers.run(
+        imaging.reencode, data, ctx.settings.avatar_max_pixels, owner=owner
+    )
+    key = service.storage_key(mime)
+    await run_in_threadpool(ctx.storage.put, key, body)
     try:
-        form = await request.form(max_files=1, max_fields=5, max_part_size=limit + 1)
-    except Exception:
-        raise Invalid("上传内容无法解析", code="malformed_upload", status=400) from None
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise Invalid("请选择要上传的文件（字段名 file）", code="file_required")
-    data = await upload.read(limit + 1)
-    media = await run_in_threadpool(service.upload_image, ctx, session, user.user.id, data)
+        writer = await ctx.db.claim_writer_async()
+    except BaseException:
+        await run_in_threadpool(ctx.storage.delete, key)
+        raise
+    size = len(body)
+    media = await run_in_threadpool(service.record_image, ctx, writer, owner, key, size, mime, width, height)
     return MediaOut(
         id=media.id,
         kind=media.kind,
@@ -96,6 +93,20 @@ async def upload(
         width=media.width,
         height=media.height,
     )
+
+
+async def _read_file(request: Request, limit: int) -> bytes:
+    """The `file` part (at most `limit` + 1 bytes of it)."""
+    try:
+        form = await request.form(max_files=1, max_fields=5, max_part_size=limit + 1)
+    except HTTPException:  # too large or too slow (kit/limits.py): its own answer
+        raise
+    except Exception:
+        raise Invalid("上传内容无法解析", code="malformed_upload", status=400) from None
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise Invalid("请选择要上传的文件（字段名 file）", code="file_required")
+    return await upload.read(limit + 1)
 
 
 @router.get("/media/{key:path}", include_in_schema=False, **READ)
