@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     #: X-Forwarded-For is read only from these peers (kit/client_address.py). None by default.
     forwarded_allow_ips: str = ""
     session_ttl_days: int = 30
+    #: A session unused this long is over (401 `token_expired`): 14 days, so a salesperson who opens
+    #: the app every working week stays signed in, and a lost or shared phone does not stay open for
+    #: the whole `session_ttl_days`. Use is tracked at most once an hour (accounts/identity.py).
+    session_idle_minutes: int = Field(default=14 * 24 * 60, ge=10)
     #: Threads that run request work (database, crypto); a few per core is enough, more only contend.
     request_threads: int = Field(default=4, ge=1, le=200)
     #: How long a token's identity and the `/me` body are reused without the database. Commits drop

@@ -282,14 +282,20 @@ def outbox_code(server: Server, phone: str, contains: str = "") -> str:
             time.sleep(0.1)  # the text is written just after the 202 goes out
 
 
-def sign_up_over_http(server: Server, phone: str) -> str:
+def sign_up_over_http(server: Server, phone: str, age: dict[str, Any] | None = None) -> str:
+    """Register `phone` over HTTP (declared an adult unless `age` says otherwise); the token."""
     with server.api() as c:
         assert c.post("/api/v1/auth/sms-codes", json={"phone": phone}).status_code == 202
         code = outbox_code(server, phone, "登录")
         version = c.get("/api/v1/privacy/policy").json()["version"]
         r = c.post(
             "/api/v1/auth/sessions",
-            json={"phone": phone, "code": code, "accept_policy_version": version},
+            json={
+                "phone": phone,
+                "code": code,
+                "accept_policy_version": version,
+                "age": age or {"adult": True},
+            },
         )
         assert r.status_code == 201, r.text
         return str(r.json()["token"])

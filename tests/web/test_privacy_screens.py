@@ -1,4 +1,4 @@
-"""The privacy-engine screens in a real browser: 授权管理, 下载我的数据, 注销账户, 联系我们 (cases),
+"""The privacy-engine screens in a real browser: 授权管理, 下载我的数据, 注销账号, 联系我们 (cases),
 the guardian flows and the two lists.
 
 One server with its job consumer (exports, erasure) is shared by the module's tests, each with its
@@ -96,15 +96,15 @@ def test_instant_cancellation_before_agreeing_erases_and_leaves_no_residue(
     expect(page.locator("#policy-dialog")).to_be_visible()
     expect(page.locator("#policy-later")).to_have_count(0)
 
-    # On 注销账户 it can (稍后再说), and the screen works without agreeing.
+    # On 注销账号 it can (稍后再说), and the screen works without agreeing.
     page.goto(server.base_url + "/#/settings/cancel")
     page.reload()
     expect(page.locator("#policy-dialog")).to_be_visible()
     page.get_by_role("button", name="稍后再说").click()
     expect(page.locator("#policy-dialog")).to_have_count(0)
     expect(page.locator("#cancel-cooling-off")).to_contain_text("立即开始删除")
-    page.get_by_role("button", name="申请注销账户").click()
-    modal = page.get_by_role("alertdialog", name="确认注销账户？")
+    page.get_by_role("button", name="申请注销账号").click()
+    modal = page.get_by_role("alertdialog", name="确认注销账号？")
     expect(modal).to_contain_text("立即删除")
     with page.expect_response(lambda r: r.url.endswith("/api/v1/me/account-cancellation")) as resp:
         modal.get_by_role("button", name="确认注销").click()
@@ -214,7 +214,7 @@ def test_export_progress_download_and_rate_limit(server: Server, tab: Tab, tmp_p
     page.get_by_role("button", name="申请导出").click()
     alert = page.locator("#main .form-alert")
     expect(alert).to_contain_text("每 24 小时只能导出一次")
-    expect(alert).to_contain_text("后重试")
+    expect(alert).to_contain_text("后再试")
 
     # Coming back shows the ready export again.
     page.reload()
@@ -225,19 +225,19 @@ def test_export_progress_download_and_rate_limit(server: Server, tab: Tab, tmp_p
 def test_cancellation_countdown_and_withdrawal(server: Server, tab: Tab, tmp_path: Path) -> None:
     page = tab.page
     token = signed_in(tab, server, "13800138103", "/settings/security")
-    page.get_by_role("link", name="注销账户").click()
+    page.get_by_role("link", name="注销账号").click()
     expect(page.locator("#cancel-cooling-off")).to_contain_text("7 天冷静期")
     expect(page.locator("#main")).to_contain_text("依法保留的记录")
     expect(page.locator("#main")).to_contain_text("原手机号码可以重新注册")
 
     # 取消 in the confirm dialog sends nothing.
     tab.requests.clear()
-    page.get_by_role("button", name="申请注销账户").click()
-    page.get_by_role("alertdialog", name="确认注销账户？").get_by_role("button", name="取消").click()
+    page.get_by_role("button", name="申请注销账号").click()
+    page.get_by_role("alertdialog", name="确认注销账号？").get_by_role("button", name="取消").click()
     assert "POST /api/v1/me/account-cancellation" not in api_paths(tab.requests)
 
-    page.get_by_role("button", name="申请注销账户").click()
-    modal = page.get_by_role("alertdialog", name="确认注销账户？")
+    page.get_by_role("button", name="申请注销账号").click()
+    modal = page.get_by_role("alertdialog", name="确认注销账号？")
     expect(modal).to_contain_text("7 天")
     with page.expect_response(lambda r: r.url.endswith("/api/v1/me/account-cancellation")) as resp:
         modal.get_by_role("button", name="确认注销").click()
@@ -254,7 +254,7 @@ def test_cancellation_countdown_and_withdrawal(server: Server, tab: Tab, tmp_pat
         page.get_by_role("button", name="撤回注销").click()
     assert resp.value.status == 204
     expect(page.locator("#toast")).to_contain_text("已撤回注销申请")
-    expect(page.get_by_role("button", name="申请注销账户")).to_be_visible()
+    expect(page.get_by_role("button", name="申请注销账号")).to_be_visible()
     with server.api() as c:
         assert c.get("/api/v1/me/account-cancellation", headers=auth(token)).json()["status"] == "withdrawn"
         assert c.get("/api/v1/me", headers=auth(token)).status_code == 200
@@ -444,4 +444,4 @@ def test_collection_and_sharing_lists_render(server: Server, tab: Tab) -> None:
     # The server runs the console SMS provider and the local media folder: no third party at all.
     assert sharing == []
     expect(page.locator("#sharing-list .list-card")).to_have_count(0)
-    expect(page.locator("#sharing-list")).to_have_text("目前没有向任何第三方共享你的个人信息。")
+    expect(page.locator("#sharing-list")).to_have_text("目前没有向任何第三方共享您的个人信息。")

@@ -47,7 +47,10 @@ DEPENDS_ON = (
     "real_name_verifications",
     "data_keys",
 )
-LAST_SEEN_EVERY = timedelta(minutes=5)
+#: How stale `auth_sessions.last_seen_at` may grow before a cache miss writes it again: the idle timeout
+#: (`HRK_SESSION_IDLE_MINUTES`) reads it, so it is written at most once an hour per session (and at
+#: least four times per idle period), never on every request.
+LAST_SEEN_EVERY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class Identity:
     #: Purposes whose latest consent event is a grant; None until a consent-gated route first needs
     #: them (`consents`), so the routes that need none (`/me` among them) never pay for the query.
     granted: frozenset[str] | None = None
+    #: When the session lapses unused (the idle timeout): checked on each cache hit, like the expiry.
+    idle_until: datetime | None = None
 
 
 _LOAD = (
@@ -112,6 +117,9 @@ def load(ctx: AppContext, token_hash: str) -> Identity:
         now = utcnow()
         if row.revoked_at is not None or row.expires_at <= now or row.status != "active":
             raise Unauthorized("登录已过期，请重新登录", code="token_expired")
+        idle = timedelta(minutes=ctx.settings.session_idle_minutes)
+        if now - row.last_seen_at > idle:
+            raise Unauthorized("长时间未使用，登录已过期，请重新登录", code="token_expired")
         # The birthday (or declared birth month) is sealed (P17): opened only when it can still
         # restrict (no guardian consent yet).
         born = None
@@ -124,10 +132,11 @@ def load(ctx: AppContext, token_hash: str) -> Identity:
         session_expires_at=row.expires_at,
         policy_version=version,
         policy_agreed=bool(row.agreed),
+        idle_until=row.last_seen_at + idle,
         restricted=restricted_on(born, row.guardian_consent_at, china_today()),
     )
-    if now - row.last_seen_at > LAST_SEEN_EVERY:
-        # Rare (once per five minutes of activity), and it changes the user: nothing to cache now. Only
+    if now - row.last_seen_at > min(LAST_SEEN_EVERY, idle / 4):
+        # Rare (once an hour of activity), and it changes the user: nothing to cache now. Only
         # if no other writer is busy: a timestamp is not worth queueing for (the next miss retries).
         writer = ctx.db.try_claim_writer()
         if writer is None:
@@ -192,7 +201,10 @@ class IdentityCache:
             self._tokens.move_to_end(token_hash)
             self.hits += 1
         identity = hit[1]
-        if identity.session_expires_at <= utcnow():
+        now = utcnow()
+        if identity.session_expires_at <= now or (
+            identity.idle_until is not None and identity.idle_until <= now
+        ):
             return None
         return identity
 

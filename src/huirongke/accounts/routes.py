@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
-from huirongke.accounts import profile, signin
+from huirongke.accounts import profile, signin, stepup
 from huirongke.accounts.deps import (
     DB,
     READ,
@@ -38,7 +39,10 @@ from huirongke.accounts.schemas import (
     SignInRequest,
     SmsCodeRequest,
     SmsCodeSent,
+    StepUpIn,
+    StepUpOut,
 )
+from huirongke.accounts.stepup import StepUpCurrentUser, require_step_up
 from huirongke.context import AppContext
 from huirongke.kit.clock import utcnow
 from huirongke.kit.db import Writer
@@ -48,6 +52,8 @@ from huirongke.privacy import audit
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 # R02: the ID number is sensitive data, so real-name needs its own, separate consent.
 RealNameConsent = Annotated[Principal, Depends(require_consent("real_name"))]
+# Issue 8: the ID number (and the birthday it sets) only after a fresh proof of the phone.
+RealNameStepUp = Annotated[Principal, Depends(require_step_up(RealNameConsent))]
 
 
 @router.get("/me", response_model=MeOut)
@@ -114,8 +120,9 @@ def sign_out(user: AnyUser, session: DB) -> Response:
 
 
 @router.get("/me/sessions", response_model=list[SessionInfo], **READ)
-def list_sessions(user: CurrentUser, session: DB) -> list[SessionInfo]:
+def list_sessions(user: CurrentUser, ctx: Ctx, session: DB) -> list[SessionInfo]:
     now = utcnow()
+    idle = timedelta(minutes=ctx.settings.session_idle_minutes)
     rows = session.execute(
         select(AuthSession, Device)
         .outerjoin(Device, Device.id == AuthSession.device_id)
@@ -123,6 +130,7 @@ def list_sessions(user: CurrentUser, session: DB) -> list[SessionInfo]:
             AuthSession.user_id == user.user.id,
             AuthSession.revoked_at.is_(None),
             AuthSession.expires_at > now,
+            AuthSession.last_seen_at > now - idle,  # lapsed unused (the idle timeout)
         )
         .order_by(AuthSession.last_seen_at.desc())
     ).all()
@@ -177,9 +185,29 @@ def patch_me(body: MePatch, user: AgreedUser, ctx: Ctx, session: DB) -> MeOut:
 
 
 @router.put("/me/password", status_code=204, **WRITE)
-def set_password(body: PasswordSet, user: CurrentUser, session: DB) -> Response:
+def set_password(body: PasswordSet, user: StepUpCurrentUser, session: DB) -> Response:
     signin.set_password(session, user.user, body.password, body.current_password)
+    if body.sign_out_others:
+        signin.revoke_sessions(session, user.user.id, keep=user.session_id)
+        audit.user_action(
+            session, user.user.id, "sessions.revoked_others", ["auth_sessions.revoked_at"], purpose="account"
+        )
     return Response(status_code=204)
+
+
+@router.post("/me/step-up/sms-codes", status_code=202, response_model=SmsCodeSent, **WRITE)
+def request_step_up_code(request: Request, user: AnyUser, ctx: Ctx, session: DB) -> SmsCodeSent:
+    """A code to the account's own phone (reachable before agreeing to a new policy, like the data
+    rights that need it)."""
+    stepup.send_code(ctx, session, user, client_ip(request))
+    return SmsCodeSent(
+        expires_in=ctx.settings.sms_code_ttl_seconds, resend_after=ctx.settings.sms_resend_seconds
+    )
+
+
+@router.post("/me/step-up", response_model=StepUpOut, **WRITE)
+def step_up(body: StepUpIn, user: AnyUser, ctx: Ctx, session: DB) -> StepUpOut:
+    return StepUpOut(verified_until=stepup.verify(ctx, session, user, body.code))
 
 
 @router.get("/me/privacy-settings", response_model=PrivacySettings, **READ)
@@ -199,7 +227,7 @@ def get_real_name(user: CurrentUser, ctx: Ctx, session: DB) -> RealNameOut | Non
 
 
 @router.post("/me/real-name", status_code=201, response_model=RealNameOut, **WRITE)
-def submit_real_name(body: RealNameSubmit, user: RealNameConsent, ctx: Ctx, session: DB) -> RealNameOut:
+def submit_real_name(body: RealNameSubmit, user: RealNameStepUp, ctx: Ctx, session: DB) -> RealNameOut:
     profile.submit_real_name(ctx, session, user.user, body.name, body.id_number)
     out = profile.real_name_out(ctx, session, user.user.id)
     assert out is not None

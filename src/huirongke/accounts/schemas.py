@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field
+
+from huirongke.kit.schemas import Flag
 
 
 class Strict(BaseModel):
@@ -31,7 +33,7 @@ class DeviceIn(Strict):
 class AgeIn(Strict):
     """The age gate of a registration (P42, R09): `{"adult": true}` or `{"birth_month": "YYYY-MM"}`."""
 
-    adult: StrictBool | None = None
+    adult: Flag | None = None
     birth_month: str | None = Field(default=None, max_length=7, examples=["2008-05"])
 
 
@@ -94,9 +96,9 @@ class PrivacySettings(BaseModel):
 
 
 class PrivacySettingsPatch(Strict):
-    show_phone: bool | None = None
-    show_region: bool | None = None
-    personalized_recommendations: bool | None = None
+    show_phone: Flag | None = None
+    show_region: Flag | None = None
+    personalized_recommendations: Flag | None = None
 
 
 class PublicProfile(BaseModel):
@@ -114,6 +116,16 @@ class PublicProfile(BaseModel):
 class PasswordSet(Strict):
     password: str = Field(min_length=8, max_length=128)
     current_password: str | None = Field(default=None, max_length=128)
+    #: Revoke every other session of the account once the password is set (issue 8).
+    sign_out_others: Flag = False
+
+
+class StepUpIn(Strict):
+    code: str = Field(min_length=4, max_length=16)
+
+
+class StepUpOut(BaseModel):
+    verified_until: datetime
 
 
 class RealNameSubmit(Strict):

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from huirongke.accounts.deps import AUDITED_READ, DB, READ, WRITE, AgreedUser, Ctx, client_ip
+from huirongke.accounts.stepup import StepUpAgreedUser
 from huirongke.context import AppContext
 from huirongke.privacy import export, minors
 from huirongke.privacy.rights_routes import ExportOut, _export_out
@@ -59,7 +60,7 @@ def guardian_status(user: AgreedUser, ctx: Ctx, session: DB) -> GuardianStatus:
 
 @router.post("/me/guardian/sms-codes", status_code=202, **WRITE)
 def guardian_code(
-    body: GuardianPhoneIn, request: Request, user: AgreedUser, ctx: Ctx, session: DB
+    body: GuardianPhoneIn, request: Request, user: StepUpAgreedUser, ctx: Ctx, session: DB
 ) -> dict[str, int]:
     minors.send_guardian_code(ctx, session, user.user, body.guardian_phone, client_ip(request))
     return {"expires_in": ctx.settings.sms_code_ttl_seconds, "resend_after": ctx.settings.sms_resend_seconds}

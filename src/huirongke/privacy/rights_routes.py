@@ -1,4 +1,5 @@
-"""Data-rights endpoints (R05, R06, P36). Reachable before agreeing to a new policy version."""
+"""Data-rights endpoints (R05, R06, P36). Reachable before agreeing to a new policy version. Starting an
+export or a cancellation needs a recent step-up verification (`accounts/stepup.py`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from huirongke.accounts.deps import AUDITED_READ, DB, READ, WRITE, AnyUser, Ctx
+from huirongke.accounts.stepup import StepUpAnyUser
 from huirongke.kit.clock import utcnow
 from huirongke.privacy import erasure, export
 from huirongke.privacy.models import AccountCancellation, DataExport
@@ -43,7 +45,7 @@ def _export_out(row: DataExport) -> ExportOut:
 
 
 @router.post("/data-exports", status_code=202, response_model=ExportOut, **WRITE)
-def create_export(user: AnyUser, ctx: Ctx, session: DB) -> ExportOut:
+def create_export(user: StepUpAnyUser, ctx: Ctx, session: DB) -> ExportOut:
     return _export_out(export.request_export(ctx, session, user.user.id))
 
 
@@ -99,7 +101,7 @@ def _cancel_out(ctx: Ctx, row: AccountCancellation) -> CancellationOut:
 
 
 @router.post("/account-cancellation", status_code=202, response_model=CancellationOut, **WRITE)
-def cancel_account(user: AnyUser, ctx: Ctx, session: DB) -> CancellationOut:
+def cancel_account(user: StepUpAnyUser, ctx: Ctx, session: DB) -> CancellationOut:
     return _cancel_out(ctx, erasure.request_cancellation(ctx, session, user.user))
 
 

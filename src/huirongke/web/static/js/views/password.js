@@ -2,7 +2,7 @@
 
 import { api, errorText } from '../api.js';
 import { h } from '../dom.js';
-import { navigate } from '../nav.js';
+import { goBack } from '../nav.js';
 import { rememberMe } from '../state.js';
 import { alertBox, card, field, loadInto, page, setFieldError, toast, withLoading } from '../ui.js';
 
@@ -64,7 +64,7 @@ export function passwordView() {
           try {
             await api('/me/password', { method: 'PUT', json: payload });
             toast(me.has_password ? '登录密码已修改' : '登录密码已设置', 'success');
-            navigate('/settings/security');
+            goBack('/settings/security'); // back to where the user came from, not a new entry
           } catch (err) {
             if (err.handled) return;
             if (err.code === 'invalid_credentials' || err.code === 'current_password_required') setFieldError(current, err.message);
