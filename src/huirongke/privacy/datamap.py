@@ -154,3 +154,68 @@ def classification(column: Column[Any]) -> Classification | None:
 
 def unclassified_columns(tables: list[Table]) -> list[str]:
     return [f"{t.name}.{c.name}" for t in tables for c in t.columns if classification(c) is None]
+
+
+#: Chinese names of the record columns (not personal data: what a record is, its state and times)
+#: that the readable export shows beside the personal data. Keyed by "table.column", or by a bare
+#: column name many tables share. A "table.column" entry also names a personal column in the export
+#: where its list label (what the category holds) reads badly as a field name. A column with no
+#: label here or in its classification stays in data.json only.
+RECORD_LABELS: dict[str, str] = {
+    "created_at": "创建时间",
+    "updated_at": "最近更新时间",
+    "status": "状态",
+    "expires_at": "到期时间",
+    "verified_at": "验证时间",
+    "kind": "类型",
+    "channel": "途径",
+    "purpose": "用途",
+    "permission": "权限",
+    "version": "隐私政策版本",
+    "policy_version": "隐私政策版本",
+    "users.status": "账号状态",
+    "users.show_phone": "向他人展示手机号",
+    "users.show_region": "向他人展示所在地区",
+    "users.created_at": "注册时间",
+    "auth_sessions.method": "登录方式",
+    "auth_sessions.created_at": "登录时间",
+    "auth_sessions.last_seen_at": "最近使用时间",
+    "auth_sessions.expires_at": "登录有效期至",
+    "auth_sessions.revoked_at": "退出登录时间",
+    "auth_sessions.verified_at": "最近验证身份时间",
+    "devices.first_seen_at": "首次使用时间",
+    "devices.last_seen_at": "最近使用时间",
+    "consent_events.granted": "同意或撤回",
+    "consent_events.at": "时间",
+    "permission_events.event": "操作",
+    "permission_events.at": "时间",
+    "policy_agreements.agreed_at": "同意时间",
+    "policy_agreements.channel": "同意途径",
+    "data_exports.requested_by": "申请人",
+    "data_exports.progress": "进度（%）",
+    "data_exports.size": "文件大小",
+    "data_exports.created_at": "申请时间",
+    "data_exports.finished_at": "完成时间",
+    "data_exports.expires_at": "可下载至",
+    "data_keys.created_at": "创建时间",
+    "dev_sms_outbox.sent_at": "发送时间",
+    "media.mime": "文件格式",
+    "media.size": "文件大小",
+    "media.width": "宽度（像素）",
+    "media.height": "高度（像素）",
+    "media.created_at": "上传时间",
+    "real_name_verifications.status": "审核状态",
+    "real_name_verifications.submitted_at": "提交时间",
+    "real_name_verifications.verified_at": "审核时间",
+    "real_name_verifications.reviewer_note": "审核意见",
+    "sms_codes.attempts": "输错次数",
+    "sms_codes.created_at": "发送时间",
+    "sms_codes.expires_at": "失效时间",
+    "sms_codes.consumed_at": "使用时间",
+    "privacy_cases.ground": "理由",
+    "privacy_cases.created_at": "提交时间",
+    "privacy_cases.verified_at": "验证身份时间",
+    "privacy_cases.deadline": "答复期限",
+    "privacy_cases.refusal_reason": "不予处理的理由",
+    "privacy_cases.closed_at": "办结时间",
+}

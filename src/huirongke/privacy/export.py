@@ -9,11 +9,9 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import structlog
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,15 +20,12 @@ from huirongke.kit.clock import utcnow
 from huirongke.kit.db import after_commit
 from huirongke.kit.errors import NotFound, RateLimited
 from huirongke.kit.jobs import job
-from huirongke.privacy import audit, registry
+from huirongke.privacy import audit, export_html, registry
 from huirongke.privacy.keys import SubjectKeyNotFound
 from huirongke.privacy.models import DataExport
 from huirongke.privacy.registry import Who
 
 log = structlog.get_logger(__name__)
-_TEMPLATES = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"])
-)
 
 
 def _plain(value: Any) -> Any:
@@ -157,28 +152,10 @@ def media_keys(session: Session, user_id: str) -> list[str]:
     return keys
 
 
-def _html_categories(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """One table per category: the column headings (labels) are worked out once, not per cell."""
-    out = []
-    for cat in data["categories"]:
-        names = list(cat["rows"][0]) if cat["rows"] else []
-        heads = [
-            {
-                "label": (cat["fields"].get(n) or {}).get("label", n),
-                "sensitive": bool((cat["fields"].get(n) or {}).get("sensitive")),
-            }
-            for n in names
-        ]
-        out.append({"label": cat["label"], "heads": heads, "rows": cat["rows"]})
-    return out
-
-
 def build_archive(ctx: AppContext, session: Session, user_id: str) -> bytes:
     data = collect(ctx, session, user_id)
     keys = media_keys(session, user_id)
-    html = _TEMPLATES.get_template("export_index.html").render(
-        data=data, categories=_html_categories(data), media=keys
-    )
+    html = export_html.render(data, keys)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("data.json", json.dumps(data, ensure_ascii=False, separators=(",", ":")))
