@@ -9,6 +9,7 @@ numbers. page.go_back() is the phone's back button.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Iterator
@@ -86,7 +87,11 @@ def sign_in_with_password(page: Page, phone: str) -> None:
 
 def sign_in_with_code(page: Page, phone: str) -> None:
     time.sleep(1.1)  # HRK_SMS_RESEND_SECONDS=1 since the last code to this number: sooner is a 429
-    request_and_fill_code(page, phone)
+    with page.expect_request(lambda r: r.url.endswith("/api/v1/auth/sms-codes")) as asked:
+        request_and_fill_code(page, phone)
+    # The code request names this browser, so the server can tell a device that signed in before.
+    device = asked.value.post_data_json["device"]
+    assert device["device_id"] == page.evaluate("localStorage.getItem('hrk.device.id')")
     page.get_by_role("button", name="登录", exact=True).click()
 
 
@@ -364,8 +369,9 @@ def test_minor_screen_offers_export_and_cancellation(server: Server, tab: Tab) -
         assert c.get("/api/v1/me/account-cancellation", headers=auth(token)).json()["status"] == "cooling_off"
 
 
-def test_wording_says_nin_and_zhuxiao_zhanghao(server: Server, tab: Tab) -> None:
-    """Every string in the client addresses the user as 您 and says 注销账号; a wait is said once."""
+def test_wording_retry_hints_and_the_challenge_solver(server: Server, tab: Tab) -> None:
+    """Every string in the client addresses the user as 您 and says 注销账号; a wait is said once;
+    the proof-of-work the server may ask for before texting a code is solved in the page."""
     static = Path(__file__).resolve().parents[2] / "src" / "huirongke" / "web"
     sources = [*static.glob("static/js/**/*.js"), static / "templates" / "index.html"]
     assert len(sources) > 20
@@ -385,3 +391,18 @@ def test_wording_says_nin_and_zhuxiao_zhanghao(server: Server, tab: Tab) -> None
         }"""
     )
     assert text == "操作过于频繁，请 5 分钟后再试"
+
+    # The page's SHA-256 and its answer to a challenge, checked with Python's hashlib.
+    challenge = {"id": "1700000000.12.nonce.mac", "algorithm": "sha256-leading-zero-bits", "bits": 12}
+    digest, solution = tab.page.evaluate(
+        """async (challenge) => {
+            const { sha256, solveChallenge } = await import('/static/js/challenge.js');
+            const words = sha256(new TextEncoder().encode('abc'));
+            const hex = words.map((w) => w.toString(16).padStart(8, '0')).join('');
+            return [hex, await solveChallenge(challenge)];
+        }""",
+        challenge,
+    )
+    assert digest == hashlib.sha256(b"abc").hexdigest()
+    proof = hashlib.sha256(f"{challenge['id']}:{solution}".encode()).digest()
+    assert int.from_bytes(proof, "big") >> (256 - 12) == 0

@@ -4,7 +4,10 @@
 // 403 step_up_required (export, 注销账号, a guardian, a password, real-name) is handled here for
 // every caller: the onStepUp hook asks for an SMS code in place and, once verified, the same
 // request is sent again, so the action carries on; the caller only sees the final answer.
+// 429 challenge_required (too many SMS codes asked from here) is solved here too: the page works
+// out the server's proof-of-work and sends the same request once more with the answer.
 
+import { solveChallenge } from './challenge.js';
 import { getToken } from './store.js';
 
 const BASE = '/api/v1';
@@ -53,8 +56,8 @@ const FALLBACK = {
  * stepUp: false leaves a 403 step_up_required to the caller (the step-up calls themselves).
  */
 export async function api(path, opts = {}) {
-  return withStepUp(opts, async () => {
-    const res = await send(BASE + path, opts, 'application/json');
+  return withRecovery(opts, async (current) => {
+    const res = await send(BASE + path, current, 'application/json');
     if (res.status === 204) return { ok: true, value: null };
     let data = null;
     try {
@@ -74,8 +77,8 @@ export async function api(path, opts = {}) {
  */
 export async function apiBlob(url, opts = {}) {
   if (!url.startsWith(`${BASE}/`)) throw new ApiError(0, 'bad_url', '下载地址无效');
-  return withStepUp(opts, async () => {
-    const res = await send(url, opts, '*/*');
+  return withRecovery(opts, async (current) => {
+    const res = await send(url, current, '*/*');
     if (res.ok) {
       const blob = await res.blob();
       const disposition = res.headers.get('Content-Disposition') || '';
@@ -94,26 +97,53 @@ export async function apiBlob(url, opts = {}) {
 
 let stepUpRunning = null; // one dialog for every request that needs it at the same moment
 
-/** Run attempt(); after a 403 step_up_required, verify (once) and run it again. */
-async function withStepUp(opts, attempt) {
+function errorCode(out) {
+  return (out.data && out.data.error && out.data.error.code) || null;
+}
+
+/**
+ * Run attempt(opts) and recover once from what the user need not see: a 403 step_up_required
+ * (verify, then again) and a 429 challenge_required on a JSON request (solve it, then again with
+ * `challenge: {id, solution}` in the body).
+ */
+async function withRecovery(opts, attempt) {
+  let current = opts;
   let verified = false;
+  let solved = false;
   for (;;) {
-    const out = await attempt();
+    const out = await attempt(current);
     if (out.ok) return out.value;
-    const stepUp = out.res.status === 403 && out.data && out.data.error && out.data.error.code === 'step_up_required';
-    if (!stepUp || verified || opts.stepUp === false || opts.auth === false) throw toError(out.res, out.data, opts);
+    const code = errorCode(out);
+    const challenge = out.data && out.data.error && out.data.error.details && out.data.error.details.challenge;
+    if (out.res.status === 429 && code === 'challenge_required' && challenge && !solved && isObject(current.json)) {
+      solved = true;
+      let solution;
+      try {
+        solution = await solveChallenge(challenge);
+      } catch {
+        throw toError(out.res, out.data, current);
+      }
+      current = { ...current, json: { ...current.json, challenge: { id: challenge.id, solution } } };
+      continue;
+    }
+    const stepUp = out.res.status === 403 && code === 'step_up_required';
+    if (!stepUp || verified || current.stepUp === false || current.auth === false) throw toError(out.res, out.data, current);
     if (!stepUpRunning) {
       stepUpRunning = Promise.resolve(hooks.onStepUp()).finally(() => {
         stepUpRunning = null;
       });
     }
     if (!(await stepUpRunning)) {
-      const err = toError(out.res, out.data, opts);
+      const err = toError(out.res, out.data, current);
       err.handled = true; // the user closed the dialog: nothing more to say
       throw err;
     }
     verified = true;
   }
+}
+
+function isObject(value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
 async function send(url, { method = 'GET', json, form, auth = true, headers: extra = {} }, accept) {

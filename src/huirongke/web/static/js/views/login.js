@@ -235,7 +235,9 @@ export function loginView() {
     const wait = await withLoading(sendBtn, async () => {
       try {
         const mark = await outboxMark(value);
-        const res = await api('/auth/sms-codes', { method: 'POST', json: { phone: value }, auth: false });
+        // The device lets the server recognise a phone that signed in here before (never challenged).
+        const json = policyAgreed() ? { phone: value, device: deviceInfo() } : { phone: value };
+        const res = await api('/auth/sms-codes', { method: 'POST', json, auth: false });
         outboxAfter = mark;
         toast('验证码已发送', 'success');
         code.focus();
@@ -284,7 +286,7 @@ export function loginView() {
       askSignUp();
       alert.show('该手机号尚未注册。注册前请确认您的年龄。');
       age.error('请确认您的年龄');
-    } else if (err.code && err.code.startsWith('invalid_age') || err.code === 'invalid_birth_month') {
+    } else if (err.code === 'invalid_birth_month') {
       askSignUp();
       age.error(err.message);
     } else if (err.code === 'invalid_code') {
