@@ -133,21 +133,23 @@ class ErrorBody(BaseModel):
 
 
 # The statuses any API operation may answer with the error body: bad input, no or bad token, the
-# gates (403 guardian/step-up, 428 policy/consent), a missing object, a conflict, rate limits and a
-# busy database. 413 and 415 belong to the upload routes only; a 500 is a bug and is not documented.
-COMMON_ERROR_STATUSES = (400, 401, 403, 404, 409, 422, 428, 429, 503)
+# gates (403 guardian/step-up, 428 policy/consent), a missing object, a conflict, a body too large
+# or too slow to arrive (kit/limits.py), rate limits, and a busy database or full disk. 415 belongs
+# to the upload routes only; a 500 is a bug and is not documented.
+COMMON_ERROR_STATUSES = (400, 401, 403, 404, 408, 409, 413, 422, 428, 429, 503)
 _DESCRIPTIONS = {
     400: "请求有误",
     401: "未登录或登录已失效",
     403: "没有权限",
     404: "对象不存在",
+    408: "请求内容未能及时送达",
     409: "与当前状态冲突",
-    413: "文件过大",
+    413: "请求内容或文件过大",
     415: "不支持的文件类型",
     422: "提交的内容不符合要求",
     428: "需要同意隐私政策或授权",
     429: "操作过于频繁（见 Retry-After）",
-    503: "服务繁忙或尚未就绪",
+    503: "服务繁忙、存储暂不可用或尚未就绪（见 Retry-After）",
 }
 
 
