@@ -271,6 +271,25 @@ def test_password_login_and_step_up_in_place(server: Server, tab: Tab, tmp_path:
     expect(page.locator("#export-status")).to_have_text("已完成", timeout=30_000)
     no_layer_entry(page)
 
+    # Verified a moment ago, the password changes without another code; the form offers to sign
+    # the other devices out (the sign-up session over HTTP is one), keeping this one.
+    page.goto(server.base_url + "/#/settings/password")
+    page.locator("#pw-current").fill(PASSWORD)
+    page.locator("#pw-new").fill("xyz98765")
+    page.locator("#pw-again").fill("xyz98765")
+    others = page.get_by_role("checkbox", name=re.compile("同时退出其他设备上的登录"))
+    expect(others).not_to_be_checked()
+    others.check()
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/me/password")) as changed:
+        page.get_by_role("button", name="保存密码").click()
+    assert changed.value.status == 204
+    assert changed.value.request.post_data_json["sign_out_others"] is True
+    expect(page.locator("#toast")).to_contain_text("其他设备已退出登录")
+    mine = page.evaluate("localStorage.getItem('hrk.token')")
+    with server.api() as c:
+        assert c.get("/api/v1/me", headers=auth(token)).status_code == 401
+        assert c.get("/api/v1/me", headers=auth(mine)).status_code == 200
+
 
 def test_session_expiring_mid_form_keeps_the_text_and_the_screen(server: Server, tab: Tab) -> None:
     page, phone = tab.page, "13800138203"

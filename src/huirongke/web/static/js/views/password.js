@@ -1,4 +1,5 @@
-// 设置登录密码: PUT /me/password {password, current_password?}.
+// 设置登录密码: PUT /me/password {password, current_password?, sign_out_others?}. Needs a recent
+// step-up verification, which api.js asks for in place.
 
 import { api, errorText } from '../api.js';
 import { h } from '../dom.js';
@@ -20,6 +21,14 @@ export function passwordView() {
         input: h('input', { type: 'password', id: 'pw-new', autocomplete: 'new-password', maxlength: '128', placeholder: '至少 8 位，含字母和数字' }),
       });
       const again = field({ label: '确认新密码', input: h('input', { type: 'password', id: 'pw-again', autocomplete: 'new-password', maxlength: '128' }) });
+      // After a password change, other devices may still be signed in: offer to end those sessions.
+      const others = h('input', { type: 'checkbox', id: 'pw-sign-out-others', class: 'checkbox', name: 'sign_out_others' });
+      const othersRow = h(
+        'div',
+        { class: 'consent pw-others' },
+        others,
+        h('label', { for: 'pw-sign-out-others', class: 'consent-label' }, '同时退出其他设备上的登录（本机保持登录）'),
+      );
       const alert = alertBox();
       const submit = h('button', { type: 'submit', class: 'btn btn--primary btn--block btn--lg', id: 'pw-submit' }, '保存密码');
       // Lets password managers pair the new password with the account (not shown).
@@ -34,6 +43,7 @@ export function passwordView() {
           current && current.row,
           next.row,
           again.row,
+          othersRow,
         ),
         alert.el,
         submit,
@@ -60,10 +70,12 @@ export function passwordView() {
         }
         const payload = { password: pw };
         if (current) payload.current_password = current.input.value;
+        if (others.checked) payload.sign_out_others = true;
         await withLoading(submit, async () => {
           try {
             await api('/me/password', { method: 'PUT', json: payload });
-            toast(me.has_password ? '登录密码已修改' : '登录密码已设置', 'success');
+            const done = me.has_password ? '登录密码已修改' : '登录密码已设置';
+            toast(others.checked ? `${done}，其他设备已退出登录` : done, 'success');
             goBack('/settings/security'); // back to where the user came from, not a new entry
           } catch (err) {
             if (err.handled) return;
