@@ -175,5 +175,18 @@ def sign_up(client: TestClient, phone: str = "13800138000", **device: Any) -> tu
     return r.json()["token"], r.json()["user"]
 
 
+def request_code_solving(client: TestClient, phone: str, **body: Any) -> Any:
+    """Request a sign-in code as the web client does: solve the challenge a 429 `challenge_required`
+    asks for (kit/challenge.py) and send the request again."""
+    from huirongke.kit.challenge import solve
+
+    r = client.post("/api/v1/auth/sms-codes", json={"phone": phone, **body})
+    if r.status_code == 429 and r.json()["error"]["code"] == "challenge_required":
+        challenge = r.json()["error"]["details"]["challenge"]
+        answer = {"id": challenge["id"], "solution": solve(challenge)}
+        r = client.post("/api/v1/auth/sms-codes", json={"phone": phone, "challenge": answer, **body})
+    return r
+
+
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}

@@ -40,8 +40,25 @@ class Settings(BaseSettings):
     sms_daily_limit: int = 10
     sms_ip_hourly_limit: int = 30
     signin_ip_hourly_limit: int = 120
-    password_account_hourly_limit: int = 10
     sms_max_attempts: int = 5
+    # Abuse budgets (docs/abuse.md). `sms_resend_seconds` and `sms_daily_limit` are per (number,
+    # address) pair; the number's own ceiling is `sms_phone_daily_limit`, which a device that signed in
+    # to the account before does not meet, nor challenges.
+    sms_phone_daily_limit: int = 30
+    #: A proof-of-work challenge after this many codes today from one (number, address) pair ...
+    sms_challenge_after: int = 3
+    #: ... or for the number from all addresses together.
+    sms_phone_challenge_after: int = 5
+    sms_challenge_bits: int = Field(default=16, ge=1, le=32)
+    sms_challenge_max_bits: int = Field(default=20, ge=1, le=32)
+    #: Wrong codes for one number an hour, across addresses, before only known devices may try.
+    sms_phone_failures_hourly: int = 20
+    #: Wrong passwords an hour per (account, address) pair.
+    password_account_hourly_limit: int = 10
+    #: Wrong passwords an hour per address, whatever the account.
+    password_ip_hourly_limit: int = 30
+    #: Wrong passwords a day per account across addresses, before only known devices may try.
+    password_account_daily_limit: int = 100
     #: Trusted proxies, as uvicorn's --forwarded-allow-ips: IPs/CIDRs separated by commas, or "*".
     #: X-Forwarded-For is read only from these peers (kit/client_address.py). None by default.
     forwarded_allow_ips: str = ""

@@ -44,6 +44,7 @@ from huirongke.accounts.schemas import (
 )
 from huirongke.accounts.stepup import StepUpCurrentUser, require_step_up
 from huirongke.context import AppContext
+from huirongke.kit.challenge import Answer
 from huirongke.kit.clock import utcnow
 from huirongke.kit.db import Writer
 from huirongke.kit.errors import NotFound
@@ -70,7 +71,14 @@ async def get_me(request: Request, who: AgreedIdentity) -> Response:
 
 @router.post("/auth/sms-codes", status_code=202, response_model=SmsCodeSent, **WRITE)
 def request_sms_code(body: SmsCodeRequest, request: Request, ctx: Ctx, session: DB) -> SmsCodeSent:
-    signin.request_code(ctx, session, body.phone, client_ip(request))
+    signin.request_code(
+        ctx,
+        session,
+        body.phone,
+        client_ip(request),
+        challenge=Answer(body.challenge.id, body.challenge.solution) if body.challenge else None,
+        device_id=body.device.device_id if body.device else None,
+    )
     return SmsCodeSent(
         expires_in=ctx.settings.sms_code_ttl_seconds, resend_after=ctx.settings.sms_resend_seconds
     )

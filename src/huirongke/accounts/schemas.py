@@ -14,8 +14,20 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+class ChallengeAnswer(Strict):
+    """A solved proof-of-work challenge (`kit/challenge.py`), from a 429 `challenge_required`."""
+
+    id: str = Field(max_length=128)
+    solution: str = Field(max_length=32)
+
+
 class SmsCodeRequest(Strict):
     phone: str = Field(max_length=32)
+    #: The answer to the challenge a previous 429 `challenge_required` gave (docs/abuse.md).
+    challenge: ChallengeAnswer | None = None
+    #: The device asking (as in sign-in): one that signed in to the number's account before is never
+    #: held to the number's daily ceiling, nor challenged.
+    device: DeviceIn | None = None
 
 
 class SmsCodeSent(BaseModel):
