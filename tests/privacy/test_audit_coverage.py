@@ -34,6 +34,10 @@ EXEMPT: dict[tuple[str, str], str] = {
     ): "发送登录验证码：只生成短期验证码，账户数据不变；使用验证码登录时审计",
     ("POST", "/api/v1/me/guardian/sms-codes"): "向监护人发送验证码：监护同意在提交验证码时审计",
     ("POST", "/api/v1/guardian/sms-codes"): "向已登记的监护人发送验证码：其请求在提交验证码时审计",
+    (
+        "POST",
+        "/api/v1/me/guardian/revocation/sms-codes",
+    ): "向监护人发送解除关联的验证码：解除关联在提交验证码时审计",
     ("POST", "/api/v1/me/cases/{case_id}/verification-code"): "重发申请验证码：申请的验证在提交验证码时审计",
 }
 
@@ -219,7 +223,10 @@ def _minor(client: Any) -> str:
 
 
 def _guardian_consent(client: Any, ctx: Any) -> Call:
-    token = _minor(client)
+    return _guardian_consent_of(client, _minor(client))
+
+
+def _guardian_consent_of(client: Any, token: str) -> Call:
     body = {"guardian_phone": GUARDIAN_PHONE}
     assert client.post("/api/v1/me/guardian/sms-codes", json=body, headers=auth(token)).status_code == 202
     body["code"] = latest_code(client, GUARDIAN_PHONE)
@@ -239,6 +246,19 @@ def _guardian_request(client: Any, ctx: Any) -> Call:
     )
     body = {"guardian_phone": GUARDIAN_PHONE, "code": latest_code(client, GUARDIAN_PHONE), "kind": "export"}
     return Call(lambda: client.post("/api/v1/guardian/requests", json=body), 202, "export.requested")
+
+
+def _guardian_revoke(client: Any, ctx: Any) -> Call:
+    token = _minor(client)
+    r = _guardian_consent_of(client, token).send()
+    assert r.status_code == 201, r.text
+    assert client.post("/api/v1/me/guardian/revocation/sms-codes", headers=auth(token)).status_code == 202
+    body = {"code": latest_code(client, GUARDIAN_PHONE)}
+    return Call(
+        lambda: client.request("DELETE", "/api/v1/me/guardian", json=body, headers=auth(token)),
+        204,
+        "guardian.revoked",
+    )
 
 
 def _upload(client: Any, ctx: Any) -> Call:
@@ -266,6 +286,7 @@ AUDITED: dict[tuple[str, str], Driver] = {
     ("POST", "/api/v1/me/cases/{case_id}/verification"): _verify_case,
     ("POST", "/api/v1/me/guardian/consent"): _guardian_consent,
     ("POST", "/api/v1/guardian/requests"): _guardian_request,
+    ("DELETE", "/api/v1/me/guardian"): _guardian_revoke,
     ("POST", "/api/v1/media"): _upload,
 }
 

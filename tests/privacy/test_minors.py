@@ -4,7 +4,7 @@ ask for its deletion."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from privacy_support import (
@@ -12,14 +12,17 @@ from privacy_support import (
     OTHER_PHONE,
     PHONE,
     assert_error,
+    code_in,
     count,
+    outbox,
+    set_china_date,
     unzip,
     years_ago,
 )
 from sqlalchemy import select
 
 from conftest import auth, latest_code, sign_up
-from huirongke.kit.clock import clock
+from huirongke.kit.clock import china_today, clock
 from huirongke.privacy.models import AuditEvent, GuardianConsent
 from huirongke.privacy.residue import phone_forms, scan
 
@@ -79,7 +82,12 @@ def test_what_a_minor_can_do_before_consent(client):
     assert me.status_code == 200
     assert client.patch("/api/v1/me", json={"nickname": "小明同学"}, headers=auth(token)).status_code == 200
     g = client.get("/api/v1/me/guardian", headers=auth(token)).json()
-    assert g == {"minor": True, "restricted": True, "guardian_consented_at": None}
+    assert {k: g[k] for k in ("minor", "restricted", "guardian_consented_at", "guardian_phone")} == {
+        "minor": True,
+        "restricted": True,
+        "guardian_consented_at": None,
+        "guardian_phone": None,
+    }
     assert client.get("/api/v1/privacy/policy").status_code == 200
     # the rights channels stay open to everyone
     assert client.get("/api/v1/me/cases", headers=auth(token)).status_code == 200
@@ -183,7 +191,9 @@ def test_guardian_gets_the_childs_data(client, ctx):
     url = f"/api/v1/guardian/exports/{export_id}/download"
     assert_error(client.get(url, headers={"X-Guardian-Token": "wrong"}), 401, "invalid_guardian_token")
     assert_error(client.get(url, headers={"X-Guardian-Token": dl_token[:-1] + "x"}), 401)
-    assert_error(client.get(url), 422, "validation_error")  # the required X-Guardian-Token header
+    # no X-Guardian-Token header: no credentials, so 401 like any missing token (not a 422)
+    assert_error(client.get(url), 401, "invalid_guardian_token")
+    assert_error(client.get(f"/api/v1/guardian/exports/{export_id}"), 401, "invalid_guardian_token")
     # the child's own bearer token is no guardian token, and the guardian's is no bearer token
     assert_error(client.get(url, headers={"X-Guardian-Token": token[:64]}), 401)
     assert_error(
@@ -273,7 +283,7 @@ def test_bad_guardian_phone_is_422(client, body):
 def test_guardian_export_ids_of_others_are_refused(client):
     assert_error(client.get("/api/v1/guardian/exports/nope", headers={"X-Guardian-Token": "abc"}), 401)
     r = client.get("/api/v1/guardian/exports/nope/download", headers={"X-Guardian-Token": "x" * 65})
-    assert_error(r, 422)
+    assert_error(r, 401, "invalid_guardian_token")
 
 
 def test_a_restricted_minor_cannot_grant_consent_alone(client, ctx):
@@ -291,5 +301,212 @@ def test_a_known_minor_cannot_lift_the_restriction_by_editing_the_birthday(clien
     consent: the restriction must stay until a guardian confirms."""
     token, _ = make_minor(client)
     r = client.patch("/api/v1/me", json={"birthday": years_ago(30).isoformat()}, headers=auth(token))
-    assert_error(r, 403, "guardian_consent_required")
+    assert_error(r, 409, "minor_birthday_locked")
     assert_error(client.get("/api/v1/me/sessions", headers=auth(token)), 403, "guardian_consent_required")
+
+
+# --- guardians only for minors, for as long as the child is one (issue 8, part 1) ----------------
+
+UNKNOWN_PHONE = "13600136000"
+
+
+def make_minor_born(client, born: date, phone: str = PHONE) -> str:
+    token, _ = sign_up(client, phone)
+    r = client.patch("/api/v1/me", json={"birthday": born.isoformat()}, headers=auth(token))
+    assert r.status_code == 200, r.text
+    return token
+
+
+def wrong_code(code: str) -> str:
+    return f"{(int(code) + 1) % 1_000_000:06d}"
+
+
+def test_an_adult_cannot_link_a_guardian(client, ctx):
+    """The attack: an adult attaches a phone that can then export and delete the account. An adult
+    (declared at sign-up, or 18 today) gets 403 and no text is sent."""
+    token, _ = sign_up(client)
+    on_18th, _ = sign_up(client, OTHER_PHONE)
+    r = client.patch("/api/v1/me", json={"birthday": years_ago(18).isoformat()}, headers=auth(on_18th))
+    assert r.status_code == 200, r.text
+    before = count(ctx, "dev_sms_outbox")
+    for t in (token, on_18th):
+        body = {"guardian_phone": GUARDIAN_PHONE}
+        assert_error(
+            client.post("/api/v1/me/guardian/sms-codes", json=body, headers=auth(t)), 403, "not_a_minor"
+        )
+        body["code"] = "123456"
+        assert_error(
+            client.post("/api/v1/me/guardian/consent", json=body, headers=auth(t)), 403, "not_a_minor"
+        )
+    assert count(ctx, "dev_sms_outbox") == before
+    assert count(ctx, "guardian_consents") == 0
+
+
+def test_the_user_sees_the_linked_guardian(client):
+    token, _ = make_minor(client)
+    consent_as_guardian(client, token)
+    r = client.get("/api/v1/me/guardian", headers=auth(token))
+    assert r.status_code == 200
+    g = r.json()
+    assert g["minor"] is True and g["restricted"] is False and g["guardian_consented_at"]
+    assert g["guardian_phone"] == "137****7000" and GUARDIAN_PHONE not in r.text
+    assert g["guardian_linked_at"] == g["guardian_consented_at"]
+    assert g["guardian_active"] is True and g["revocation_needs_guardian"] is True
+    assert date.fromisoformat(g["guardian_until"]) == years_ago(17).replace(year=years_ago(17).year + 18)
+
+
+def test_a_second_guardian_cannot_replace_the_first(client):
+    """Linking another phone would unlink the first guardian without their agreement."""
+    token, _ = make_minor(client)
+    consent_as_guardian(client, token)
+    body = {"guardian_phone": UNKNOWN_PHONE}
+    r = client.post("/api/v1/me/guardian/sms-codes", json=body, headers=auth(token))
+    assert_error(r, 409, "guardian_already_linked")
+    body["code"] = "123456"
+    r = client.post("/api/v1/me/guardian/consent", json=body, headers=auth(token))
+    assert_error(r, 409, "guardian_already_linked")
+
+
+def test_a_minor_unlinks_only_with_the_guardians_code(client, ctx):
+    token, child = make_minor(client)
+    consent_as_guardian(client, token)
+    h = auth(token)
+    assert_error(client.delete("/api/v1/me/guardian", headers=h), 403, "guardian_agreement_required")
+    # the guardian's consent code, the user's own login code or a guess are no agreement
+    clock.advance(timedelta(seconds=61))
+    assert client.post("/api/v1/auth/sms-codes", json={"phone": PHONE}).status_code == 202
+    for code in ("123456", latest_code(client, PHONE)):
+        r = client.request("DELETE", "/api/v1/me/guardian", json={"code": code}, headers=h)
+        assert_error(r, 400, "invalid_code")
+    assert client.get("/api/v1/me/guardian", headers=h).json()["guardian_active"] is True
+
+    r = client.post("/api/v1/me/guardian/revocation/sms-codes", headers=h)
+    assert r.status_code == 202, r.text
+    [message, *_] = outbox(client, GUARDIAN_PHONE)
+    assert "解除" in message["text"]
+    r = client.request("DELETE", "/api/v1/me/guardian", json={"code": code_in(message)}, headers=h)
+    assert r.status_code == 204, r.text
+
+    g = client.get("/api/v1/me/guardian", headers=h).json()
+    assert g["guardian_phone"] is None and g["guardian_active"] is False
+    # without a guardian the minor is restricted again, and the number is no guardian any more
+    assert g["restricted"] is True and g["guardian_consented_at"] is None
+    assert_error(client.get("/api/v1/me/sessions", headers=h), 403, "guardian_consent_required")
+    sent = len(outbox(client, GUARDIAN_PHONE))
+    clock.advance(timedelta(seconds=61))
+    assert (
+        client.post("/api/v1/guardian/sms-codes", json={"guardian_phone": GUARDIAN_PHONE}).status_code == 202
+    )
+    assert len(outbox(client, GUARDIAN_PHONE)) == sent
+    with ctx.db.session() as s:
+        e = s.scalars(select(AuditEvent).where(AuditEvent.action == "guardian.revoked")).one()
+        assert e.subject_id == child["id"] and e.actor_type == "guardian"
+
+
+def test_unlinking_without_a_guardian_is_404(client):
+    token, _ = make_minor(client)
+    h = auth(token)
+    assert_error(client.delete("/api/v1/me/guardian", headers=h), 404, "guardian_not_linked")
+    assert_error(
+        client.post("/api/v1/me/guardian/revocation/sms-codes", headers=h), 404, "guardian_not_linked"
+    )
+
+
+def test_guardian_powers_end_on_the_childs_18th_birthday(client, ctx):
+    """Computed on every request, not by a job: a code sent, or an export token issued, before midnight
+    is worth nothing after it."""
+    today = china_today()
+    set_china_date(today, hour=23)
+    clock.advance(timedelta(minutes=56))  # 23:56 in Beijing; the child turns 18 at midnight
+    token = make_minor_born(client, years_ago(18, today + timedelta(days=1)))
+    consent_as_guardian(client, token)
+
+    code = guardian_code(client)  # 23:57
+    r = client.post(
+        "/api/v1/guardian/requests", json={"guardian_phone": GUARDIAN_PHONE, "code": code, "kind": "export"}
+    )
+    assert r.status_code == 202, r.text
+    export_id, dl_token = r.json()[0]["export_id"], r.json()[0]["download_token"]
+    url = f"/api/v1/guardian/exports/{export_id}/download"
+    assert client.get(url, headers={"X-Guardian-Token": dl_token}).status_code == 200
+    code = guardian_code(client)  # 23:58
+
+    clock.advance(timedelta(minutes=3))  # past midnight: the child is 18 today
+    assert china_today() == today + timedelta(days=1)
+    for kind in ("export", "deletion"):
+        r = client.post(
+            "/api/v1/guardian/requests", json={"guardian_phone": GUARDIAN_PHONE, "code": code, "kind": kind}
+        )
+        assert_error(r, 403, "guardian_rights_ended")  # (the refused request spent no code)
+    assert_error(client.get(url, headers={"X-Guardian-Token": dl_token}), 403, "guardian_rights_ended")
+    assert_error(
+        client.get(f"/api/v1/guardian/exports/{export_id}", headers={"X-Guardian-Token": dl_token}),
+        403,
+        "guardian_rights_ended",
+    )
+    assert count(ctx, "account_cancellations") == 0
+
+
+def test_an_adult_sees_and_removes_a_stale_guardian_link(client, ctx):
+    today = china_today()
+    token = make_minor_born(client, years_ago(18, today + timedelta(days=1)))
+    consent_as_guardian(client, token)
+    set_china_date(today + timedelta(days=1))
+    h = auth(token)
+    g = client.get("/api/v1/me/guardian", headers=h).json()
+    assert g["minor"] is False and g["guardian_active"] is False and g["guardian_until"] is None
+    assert g["guardian_phone"] == "137****7000" and g["revocation_needs_guardian"] is False
+    # the guardian's number no longer gets texts, like any number that is nobody's guardian
+    sent = len(outbox(client, GUARDIAN_PHONE))
+    assert (
+        client.post("/api/v1/guardian/sms-codes", json={"guardian_phone": GUARDIAN_PHONE}).status_code == 202
+    )
+    assert len(outbox(client, GUARDIAN_PHONE)) == sent
+    # no code is needed, nor sent, to remove it
+    assert_error(
+        client.post("/api/v1/me/guardian/revocation/sms-codes", headers=h),
+        409,
+        "guardian_agreement_not_needed",
+    )
+    assert client.delete("/api/v1/me/guardian", headers=h).status_code == 204
+    assert client.get("/api/v1/me/guardian", headers=h).json()["guardian_phone"] is None
+    assert count(ctx, "guardian_consents", "revoked_at IS NOT NULL") == 1
+
+
+def test_guardian_endpoints_answer_alike_for_known_and_unknown_numbers(client, ctx):
+    """Same status and body, and the same work: the SMS budgets are checked and spent for an unknown
+    number too, so neither a 429 nor the attempts left on a wrong code tells a guardian apart."""
+    token, _ = make_minor(client)
+    consent_as_guardian(client, token)
+    clock.advance(timedelta(seconds=61))
+    phones = (GUARDIAN_PHONE, UNKNOWN_PHONE)
+    sent = {p: len(outbox(client, p)) for p in phones}
+
+    def both(send):
+        return [send(p) for p in phones]
+
+    def ask(p):
+        return client.post("/api/v1/guardian/sms-codes", json={"guardian_phone": p})
+
+    known, unknown = both(ask)
+    assert known.status_code == unknown.status_code == 202
+    assert known.json() == unknown.json()
+    # only the guardian of a minor gets the text
+    assert len(outbox(client, GUARDIAN_PHONE)) == sent[GUARDIAN_PHONE] + 1
+    assert len(outbox(client, UNKNOWN_PHONE)) == sent[UNKNOWN_PHONE] == 0
+
+    known, unknown = both(ask)  # at once again: both within the resend budget
+    assert known.status_code == unknown.status_code == 429
+    k, u = known.json()["error"], unknown.json()["error"]
+    assert (k["code"], k["message"], set(k["details"])) == (u["code"], u["message"], set(u["details"]))
+
+    bad = wrong_code(latest_code(client, GUARDIAN_PHONE))
+    for kind in ("export", "deletion"):
+        known, unknown = both(
+            lambda p, kind=kind: client.post(
+                "/api/v1/guardian/requests", json={"guardian_phone": p, "code": bad, "kind": kind}
+            )
+        )
+        assert known.status_code == unknown.status_code == 400
+        assert known.json() == unknown.json()
+    assert count(ctx, "data_exports") == 0

@@ -19,7 +19,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from huirongke.accounts import sealed_profile
-from huirongke.kit.errors import Invalid
+from huirongke.kit.errors import Conflict, Invalid
 
 if TYPE_CHECKING:
     from huirongke.accounts.models import User
@@ -89,6 +89,43 @@ def declaration(adult: bool | None, birth_month: str | None, today: date) -> tup
     if first is None or first > today:
         raise Invalid("请填写真实的出生年月，例如 2008-05", code="invalid_birth_month")
     return BIRTH_MONTH, first
+
+
+_CORRECTION = "如填写有误，请在「联系我们」提交更正申请"
+
+
+def check_birthday_edit(
+    source: str | None, birthday: date | None, birth_month: date | None, new: date | None, today: date
+) -> None:
+    """A birthday typed in the profile never lifts what protects a minor (P42):
+    - one taken from an ID number cannot be edited at all (409 `birthday_locked`);
+    - while the account is a minor, the new birthday may not make the user older than on record, nor
+      be removed: only the same or a later date (for a declared birth month, any day of it or later)
+      is taken (409 `minor_birthday_locked`). This holds with a guardian's consent too: it is the
+      guardian's powers that would end."""
+    if source == ID_NUMBER:
+        raise Conflict(
+            f"您的生日已根据实名认证的身份证号码确定，不能自行修改；{_CORRECTION}", code="birthday_locked"
+        )
+    if not is_minor_on(counted_birthday(birthday, birth_month), today):
+        return
+    floor = birthday if birthday is not None else birth_month
+    if new is None or (floor is not None and new < floor):
+        raise Conflict(
+            f"您未满 18 周岁，生日不能改早或清除；{_CORRECTION}",
+            code="minor_birthday_locked",
+        )
+
+
+def check_id_birthday(birthday: date | None, birth_month: date | None, from_id: date, today: date) -> None:
+    """An ID number sets the birthday with authority, and restricts a minor at once; but it does not
+    turn an account known to be a minor into an adult's: a child could type a parent's number
+    (409 `birthday_conflict`, corrected by a case that staff check)."""
+    if is_minor_on(counted_birthday(birthday, birth_month), today) and not is_minor_on(from_id, today):
+        raise Conflict(
+            f"身份证号码中的出生日期与您登记的年龄不符（您登记的年龄未满 18 周岁）；{_CORRECTION}",
+            code="birthday_conflict",
+        )
 
 
 def registered_columns(user: User) -> list[str]:

@@ -9,8 +9,7 @@ from datetime import date
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from huirongke.accounts import sealed_profile
-from huirongke.accounts.identity import restricted_on
+from huirongke.accounts import age, sealed_profile
 from huirongke.accounts.models import RealNameVerification, User
 from huirongke.accounts.schemas import (
     MeOut,
@@ -23,7 +22,7 @@ from huirongke.accounts.schemas import (
 from huirongke.context import AppContext
 from huirongke.kit import idcard
 from huirongke.kit.clock import china_today, utcnow
-from huirongke.kit.errors import AppError, Conflict, Invalid, NotFound, Unauthorized
+from huirongke.kit.errors import Conflict, Invalid, NotFound, Unauthorized
 from huirongke.kit.phone import mask
 from huirongke.media.models import Media
 from huirongke.media.service import media_url, owned_image, release
@@ -124,22 +123,19 @@ def update_profile(ctx: AppContext, session: Session, user: User, patch: MePatch
         changes["nickname"] = _clean_text(changes["nickname"], "昵称")
         if not 1 <= len(changes["nickname"]) <= 20:
             raise Invalid("昵称需为 1–20 个字符", code="invalid_nickname")
-    known_birthday = current["birthday"]
-    if (
-        "birthday" in changes
-        and restricted_on(known_birthday, user.guardian_consent_at, china_today())
-        and (changes["birthday"] != known_birthday)
-    ):
-        # P42: once we know the user is under 18, only a guardian (or a correction case) lifts it.
-        raise AppError(
-            "未成年人修改生日需先取得监护人同意；如生日填写有误，请在「联系我们」提交更正申请",
-            code="guardian_consent_required",
-            status=403,
-        )
     if changes.get("birthday") is not None:
         born: date = changes["birthday"]
         if born > china_today() or born.year < 1900:
             raise Invalid("请填写真实的出生日期", code="invalid_birthday")
+    if "birthday" in changes and changes["birthday"] != current["birthday"]:
+        # P42: no edit lifts what protects a minor, nor changes a birthday taken from an ID number.
+        age.check_birthday_edit(
+            user.birthday_source,
+            current["birthday"],
+            age.open_birth_month(cipher, user.birth_month_enc),
+            changes["birthday"],
+            china_today(),
+        )
     if "tags" in changes:
         tags: list[str] = []
         for raw in changes["tags"] or []:
@@ -155,6 +151,9 @@ def update_profile(ctx: AppContext, session: Session, user: User, patch: MePatch
         owned_image(session, user.id, changes["avatar_media_id"])
     changed = [k for k, v in changes.items() if current[k] != v]
     columns = []
+    if "birthday" in changed:
+        user.birthday_source = age.DECLARED if changes["birthday"] is not None else None
+        columns.append("users.birthday_source")
     for key in changed:
         if key in sealed_profile.FIELDS:
             sealed_profile.write(cipher, user, key, changes[key])
@@ -257,6 +256,14 @@ def submit_real_name(ctx: AppContext, session: Session, user: User, name: str, i
     if number is None:
         raise Invalid("身份证号码无效，请核对后重新输入", code="invalid_id_number")
     cipher = ctx.keys.cipher(session, user.id)
+    # P42: the number's date of birth becomes the birthday, with authority (no profile edit changes
+    # it); a minor is restricted at once (the commit drops the cached identity).
+    born = idcard.birth_date(number)
+    known = sealed_profile.open_field(cipher, "birthday", user.birthday_enc)
+    age.check_id_birthday(known, age.open_birth_month(cipher, user.birth_month_enc), born, china_today())
+    sealed_profile.write(cipher, user, "birthday", born)
+    user.birthday_source, user.birth_month_enc = age.ID_NUMBER, None
+    user.updated_at = utcnow()
     if row is None:
         row = RealNameVerification(user_id=user.id)
         session.add(row)
@@ -272,7 +279,13 @@ def submit_real_name(ctx: AppContext, session: Session, user: User, name: str, i
         session,
         user.id,
         "real_name.submitted",
-        ["real_name_verifications.name_enc", "real_name_verifications.id_number_enc"],
+        [
+            "real_name_verifications.name_enc",
+            "real_name_verifications.id_number_enc",
+            "users.birthday_enc",
+            "users.birthday_source",
+            "users.birth_month_enc",
+        ],
         "real_name",
     )
 
@@ -288,7 +301,14 @@ def review_real_name(
     row.status = "verified" if approve else "rejected"
     row.verified_at = utcnow() if approve else None
     row.reviewer_note = note
+    columns = ["real_name_verifications.status"]
+    user = session.get(User, user_id)
+    if not approve and user is not None and user.birthday_source == age.ID_NUMBER:
+        # A refused number no longer vouches for the birthday: it stays, as if typed, so the user may
+        # correct it (within what protects a minor, `age.check_birthday_edit`).
+        user.birthday_source = age.DECLARED
+        columns.append("users.birthday_source")
     session.flush()
     action = "real_name.verified" if approve else "real_name.rejected"
-    audit.staff_action(session, staff_id, user_id, action, ["real_name_verifications.status"], "real_name")
+    audit.staff_action(session, staff_id, user_id, action, columns, "real_name")
     return row

@@ -28,3 +28,8 @@ def normalize(raw: str) -> str | None:
 
 def mask(value: str) -> str:
     return f"{value[:3]}{'*' * 11}{value[-4:]}"
+
+
+def birth_date(value: str) -> date:
+    """The date of birth a normalized number carries (digits 7–14)."""
+    return date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
