@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Request, Response
@@ -30,6 +32,21 @@ class GuardianStatus(BaseModel):
     minor: bool
     restricted: bool
     guardian_consented_at: str | None
+    #: The linked guardian's number, masked (138****8000), and when it was linked; null when none is.
+    guardian_phone: str | None = None
+    guardian_linked_at: str | None = None
+    #: The guardian's powers hold (a guardian is linked and the user is under 18).
+    guardian_active: bool = False
+    #: The 18th birthday, when the restriction and the guardian's powers end by themselves.
+    guardian_until: date | None = None
+    #: Unlinking needs a code sent to the guardian (`POST /me/guardian/revocation/sms-codes`).
+    revocation_needs_guardian: bool = False
+
+
+class GuardianRevokeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    #: The code sent to the guardian's phone; needed while the user is under 18.
+    code: str | None = Field(default=None, min_length=4, max_length=8)
 
 
 class GuardianRequestIn(GuardianConfirmIn):
@@ -45,12 +62,7 @@ class GuardianChildResult(BaseModel):
 
 
 def _status(user: AgreedUser, ctx: AppContext, session: Session) -> GuardianStatus:
-    u = user.user
-    return GuardianStatus(
-        minor=minors.is_minor(ctx, session, u),
-        restricted=minors.restricted(ctx, session, u),
-        guardian_consented_at=u.guardian_consent_at.isoformat() if u.guardian_consent_at else None,
-    )
+    return GuardianStatus(**asdict(minors.view(ctx, session, user.user)))
 
 
 @router.get("/me/guardian", response_model=GuardianStatus, **READ)
@@ -72,9 +84,26 @@ def guardian_consent(body: GuardianConfirmIn, user: AgreedUser, ctx: Ctx, sessio
     return _status(user, ctx, session)
 
 
+@router.post("/me/guardian/revocation/sms-codes", status_code=202, **WRITE)
+def guardian_revocation_code(request: Request, user: AgreedUser, ctx: Ctx, session: DB) -> dict[str, int]:
+    """A minor asks to unlink their guardian: a code goes to the guardian's phone."""
+    minors.send_revocation_code(ctx, session, user.user, client_ip(request))
+    return {"expires_in": ctx.settings.sms_code_ttl_seconds, "resend_after": ctx.settings.sms_resend_seconds}
+
+
+@router.delete("/me/guardian", status_code=204, **WRITE)
+def guardian_revoke(
+    user: AgreedUser, ctx: Ctx, session: DB, body: GuardianRevokeIn | None = None
+) -> Response:
+    """Unlink the guardian: with the guardian's code while under 18, at will once an adult."""
+    minors.revoke(ctx, session, user.user, body.code if body else None)
+    return Response(status_code=204)
+
+
 @router.post("/guardian/sms-codes", status_code=202, **WRITE)
 def known_guardian_code(body: GuardianPhoneIn, request: Request, ctx: Ctx, session: DB) -> dict[str, int]:
-    """For a guardian without an account: a code arrives only if the number is on file as a guardian."""
+    """For a guardian without an account: the same answer and work for any number; a code arrives only
+    if the number is the linked guardian of a minor."""
     minors.send_code_to_known_guardian(ctx, session, body.guardian_phone, client_ip(request))
     return {"expires_in": ctx.settings.sms_code_ttl_seconds, "resend_after": ctx.settings.sms_resend_seconds}
 
@@ -85,12 +114,13 @@ def guardian_request(body: GuardianRequestIn, ctx: Ctx, session: DB) -> list[Gua
     return [GuardianChildResult(**r.__dict__) for r in results]
 
 
-GuardianToken = Annotated[str, Header(alias="X-Guardian-Token", max_length=64)]
+#: Optional in the schema so that a missing token is 401 (no credentials), not a 422.
+GuardianToken = Annotated[str | None, Header(alias="X-Guardian-Token")]
 
 
 @router.get("/guardian/exports/{export_id}", response_model=ExportOut, **READ)
-def guardian_export_status(export_id: str, token: GuardianToken, session: DB) -> ExportOut:
-    out = _export_out(minors.guardian_export(session, export_id, token))
+def guardian_export_status(export_id: str, ctx: Ctx, session: DB, token: GuardianToken = None) -> ExportOut:
+    out = _export_out(minors.guardian_export(ctx, session, export_id, token))
     if out.download_url:
         out.download_url = f"/api/v1/guardian/exports/{export_id}/download"
     return out
@@ -102,8 +132,8 @@ def guardian_export_status(export_id: str, token: GuardianToken, session: DB) ->
     responses={200: {"content": {"application/zip": {}}, "description": "the zip archive"}},
     **AUDITED_READ,
 )
-def guardian_export_download(export_id: str, token: GuardianToken, ctx: Ctx, session: DB) -> Response:
-    row = minors.guardian_export(session, export_id, token)
+def guardian_export_download(export_id: str, ctx: Ctx, session: DB, token: GuardianToken = None) -> Response:
+    row = minors.guardian_export(ctx, session, export_id, token)
     data = export.open_archive(ctx, session, row, actor="guardian")
     return Response(
         data,
