@@ -86,7 +86,7 @@ def send_code(ctx: AppContext, session: Session, user: Principal, ip: str | None
     phone = profile.decrypt_phone(ctx, session, user.user)
     if phone is None or user.user.phone_bidx is None:
         raise AppError("该账号没有可用的手机号码", code="phone_unavailable", status=409)
-    signin.request_code(ctx, session, phone, ip, purpose=PURPOSE)
+    signin.request_code(ctx, session, phone, ip, purpose=PURPOSE, owner=True)
 
 
 def verify(ctx: AppContext, session: Session, user: Principal, code: str) -> datetime:

@@ -107,7 +107,7 @@ def send_verification(ctx: AppContext, session: Session, user: User, ip: str | N
     phone = decrypt_phone(ctx, session, user)
     if phone is None:
         raise AppError("账号没有可用的手机号码", code="phone_missing", status=409)
-    request_code(ctx, session, phone, ip, purpose="case")
+    request_code(ctx, session, phone, ip, purpose="case", owner=True)
 
 
 def verify_case(ctx: AppContext, session: Session, user: User, case_id: str, code: str) -> PrivacyCase:
