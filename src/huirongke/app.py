@@ -17,8 +17,9 @@ from huirongke import (
 from huirongke.accounts.routes import router as accounts_router
 from huirongke.config import Settings, get_settings
 from huirongke.context import AppContext, build_context
-from huirongke.kit import workdays
+from huirongke.kit import apidocs, workdays
 from huirongke.kit.errors import COMMON_ERROR_STATUSES, AppError, error_responses, install_error_handlers
+from huirongke.kit.headers import NoStoreMiddleware
 from huirongke.kit.limits import BodyLimit, BodyLimitMiddleware
 from huirongke.kit.logging import configure_logging
 from huirongke.kit.middleware import RequestContextMiddleware
@@ -69,9 +70,9 @@ def create_app(
     app = FastAPI(
         title="汇容客 API",
         version="1",
-        docs_url="/api/docs",
+        docs_url=None,  # no Swagger UI from a CDN: kit/apidocs.py serves a local page instead
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url="/api/openapi.json" if settings.api_docs_enabled else None,
         lifespan=lifespan,
         responses=error_responses(*COMMON_ERROR_STATUSES),  # every operation's error statuses, documented
     )
@@ -89,6 +90,9 @@ def create_app(
         timeout=settings.body_timeout_seconds,
     )
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(NoStoreMiddleware)  # outermost: every answer it must mark passes through it
+    if settings.api_docs_enabled:
+        apidocs.install(app, "/api/docs")
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HRK_", env_file=".env", extra="ignore")
 
     env: Literal["dev", "test", "prod"] = "dev"
+    #: The API description (/api/openapi.json) and its viewer (/api/docs): on in dev and test, off in
+    #: prod unless HRK_API_DOCS=1 (kit/apidocs.py; nothing is loaded from a CDN either way).
+    api_docs: bool | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("var")
@@ -137,6 +140,10 @@ class Settings(BaseSettings):
         if self.storage_url and self.storage_url.startswith("file://"):
             return Path(self.storage_url.removeprefix("file://"))
         return self.data_dir / "media"
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        return self.api_docs if self.api_docs is not None else self.env != "prod"
 
     @property
     def is_sqlite(self) -> bool:

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, StrictBool
+from pydantic import BaseModel, ConfigDict
 
 from huirongke.accounts.deps import DB, READ, WRITE, AnyUser, Ctx, CurrentUser
+from huirongke.kit.schemas import Flag
 from huirongke.privacy import consent, lists
 from huirongke.privacy.purposes import PURPOSES
 
@@ -75,7 +76,7 @@ class ConsentOut(BaseModel):
 
 class ConsentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    granted: StrictBool  # consent is a clear true or false, never "yes" or 1
+    granted: Flag  # consent is a clear true or false, never "yes" or 1
 
 
 def _consent_out(s: consent.ConsentState) -> ConsentOut:
