@@ -4,7 +4,7 @@
 import { api, errorText } from './api.js';
 import { h, icon } from './dom.js';
 import { formatDateTime, formatDay, maskPhone } from './format.js';
-import { codeInput, devHint, fillFromOutbox, outboxMark, startCountdown, waitFrom } from './sms.js';
+import { codeInput, devHint, fillFromOutbox, outboxMark, sendErrorText, startCountdown, waitFrom } from './sms.js';
 import { state } from './state.js';
 import { alertBox, field, setFieldError, toast, withLoading } from './ui.js';
 
@@ -85,7 +85,7 @@ export function caseVerifyBlock(c, { onVerified, sentAt = Date.now(), mark = 0, 
         code.focus();
         return res.resend_after || 60;
       } catch (err) {
-        if (!err.handled) alert.show(errorText(err));
+        if (!err.handled) alert.show(sendErrorText(err));
         return waitFrom(err);
       }
     });

@@ -6,7 +6,7 @@
 // which the server serves before agreement, a signed-in user may put it off with 稍后再说;
 // everywhere else the dialog stays blocking.
 
-import { api, errorText } from './api.js';
+import { api, errorText, retryFree } from './api.js';
 import { h, icon } from './dom.js';
 import { formatDate } from './format.js';
 import { trapFocus } from './layers.js';
@@ -215,7 +215,7 @@ function policyErrorScreen(err) {
         { class: 'declined' },
         h('span', { class: 'declined-icon' }, icon('info')),
         h('h1', {}, '暂时无法加载隐私政策'),
-        h('p', {}, errorText(err)),
+        h('p', {}, retryFree(errorText(err))), // the 重试 button says the rest
         h('div', { class: 'declined-actions' }, retry),
       ),
     );

@@ -1,7 +1,7 @@
 // Phone and SMS-code form pieces shared by the case, guardian-consent and guardian-service screens:
 // inputs, the resend countdown, and (dev mode only) filling the code from the dev outbox.
 
-import { api, errorText } from './api.js';
+import { api, errorText, retryFree } from './api.js';
 import { h } from './dom.js';
 import { setFieldError, toast } from './ui.js';
 
@@ -63,6 +63,12 @@ export function startCountdown(button, seconds, label = '重新获取') {
 /** How long to wait before sending again, from a 429 (0 when it can't be told). */
 export function waitFrom(err) {
   return err && err.status === 429 && err.retryAfter && err.retryAfter <= 600 ? err.retryAfter : 0;
+}
+
+/** The message for a failed code request: when the send button counts down the wait, the text
+ *  does not say it again. */
+export function sendErrorText(err) {
+  return waitFrom(err) ? retryFree(err.message) : errorText(err);
 }
 
 /** The dev-mode hint with its 从开发发件箱填入 button; null outside dev mode. */

@@ -6,7 +6,7 @@
 import { api, errorText } from './api.js';
 import { h, uid } from './dom.js';
 import { maskPhone } from './format.js';
-import { codeInput, devHint, fillFromOutbox, outboxMark, startCountdown, waitFrom } from './sms.js';
+import { codeInput, devHint, fillFromOutbox, outboxMark, sendErrorText, startCountdown, waitFrom } from './sms.js';
 import { rememberMe, state } from './state.js';
 import { alertBox, field, modal, setFieldError, toast, withLoading } from './ui.js';
 
@@ -47,7 +47,7 @@ export function askStepUp() {
             return (res && res.resend_after) || 60;
           } catch (err) {
             if (err.handled) return 0;
-            alert.show(errorText(err));
+            alert.show(sendErrorText(err));
             return waitFrom(err);
           }
         });

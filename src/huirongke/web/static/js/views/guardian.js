@@ -11,7 +11,7 @@ import { h, icon } from '../dom.js';
 import { formatDateTime } from '../format.js';
 import { exportTracker } from '../exports.js';
 import { navigate } from '../nav.js';
-import { codeInput, devHint, fillFromOutbox, outboxMark, phoneInput, startCountdown, validPhone, waitFrom } from '../sms.js';
+import { codeInput, devHint, fillFromOutbox, outboxMark, phoneInput, sendErrorText, startCountdown, validPhone, waitFrom } from '../sms.js';
 import { getToken } from '../store.js';
 import { alertBox, card, cell, cellGroup, confirmDialog, field, loadInto, page, setFieldError, toast, withLoading } from '../ui.js';
 
@@ -45,7 +45,7 @@ function phoneCodeFields(prefix, { sendPath, auth, outboxPattern, alert }) {
       } catch (err) {
         if (err.handled) return 0;
         if (err.code === 'invalid_phone' || err.code === 'guardian_phone_is_own') setFieldError(fPhone, err.message);
-        else alert.show(errorText(err));
+        else alert.show(sendErrorText(err));
         return waitFrom(err);
       }
     });

@@ -10,7 +10,7 @@ import { h, uid } from '../dom.js';
 import { navigate } from '../nav.js';
 import { currentPolicy, loadPolicy, policyAgreed, requirePolicyUpdate } from '../policy.js';
 import { restoreForms, takeReturn } from '../resume.js';
-import { codeInput, devHint, fillFromOutbox, outboxMark, startCountdown, validPhone, waitFrom } from '../sms.js';
+import { codeInput, devHint, fillFromOutbox, outboxMark, sendErrorText, startCountdown, validPhone, waitFrom } from '../sms.js';
 import { rememberMe } from '../state.js';
 import { setToken } from '../store.js';
 import { alertBox, field, page, setFieldError, toast, withLoading } from '../ui.js';
@@ -244,7 +244,7 @@ export function loginView() {
         return res.resend_after || 60;
       } catch (err) {
         if (err.code === 'invalid_phone') setFieldError(fPhone, err.message);
-        else alert.show(errorText(err));
+        else alert.show(sendErrorText(err));
         return waitFrom(err);
       }
     });
