@@ -33,6 +33,7 @@ EXEMPT: dict[tuple[str, str], str] = {
         "/api/v1/auth/sms-codes",
     ): "发送登录验证码：只生成短期验证码，账户数据不变；使用验证码登录时审计",
     ("POST", "/api/v1/me/guardian/sms-codes"): "向监护人发送验证码：监护同意在提交验证码时审计",
+    ("POST", "/api/v1/me/step-up/sms-codes"): "向本人手机发送安全验证码：验证成功或失败在提交验证码时审计",
     ("POST", "/api/v1/guardian/sms-codes"): "向已登记的监护人发送验证码：其请求在提交验证码时审计",
     (
         "POST",
@@ -261,6 +262,15 @@ def _guardian_revoke(client: Any, ctx: Any) -> Call:
     )
 
 
+def _step_up(client: Any, ctx: Any) -> Call:
+    token, _ = _user(client)
+    assert client.post("/api/v1/me/step-up/sms-codes", headers=auth(token)).status_code == 202
+    body = {"code": latest_code(client, "13800138000")}
+    return Call(
+        lambda: client.post("/api/v1/me/step-up", json=body, headers=auth(token)), 200, "step_up.verified"
+    )
+
+
 def _upload(client: Any, ctx: Any) -> Call:
     token, _ = _user(client)
     files = {"file": ("a.png", image_bytes(), "image/png")}
@@ -288,6 +298,7 @@ AUDITED: dict[tuple[str, str], Driver] = {
     ("POST", "/api/v1/guardian/requests"): _guardian_request,
     ("DELETE", "/api/v1/me/guardian"): _guardian_revoke,
     ("POST", "/api/v1/media"): _upload,
+    ("POST", "/api/v1/me/step-up"): _step_up,
 }
 
 
