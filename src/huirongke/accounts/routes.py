@@ -214,8 +214,8 @@ def request_step_up_code(request: Request, user: AnyUser, ctx: Ctx, session: DB)
 
 
 @router.post("/me/step-up", response_model=StepUpOut, **WRITE)
-def step_up(body: StepUpIn, user: AnyUser, ctx: Ctx, session: DB) -> StepUpOut:
-    return StepUpOut(verified_until=stepup.verify(ctx, session, user, body.code))
+def step_up(body: StepUpIn, request: Request, user: AnyUser, ctx: Ctx, session: DB) -> StepUpOut:
+    return StepUpOut(verified_until=stepup.verify(ctx, session, user, body.code, client_ip(request)))
 
 
 @router.get("/me/privacy-settings", response_model=PrivacySettings, **READ)

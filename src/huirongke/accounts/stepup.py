@@ -89,12 +89,12 @@ def send_code(ctx: AppContext, session: Session, user: Principal, ip: str | None
     signin.request_code(ctx, session, phone, ip, purpose=PURPOSE, owner=True)
 
 
-def verify(ctx: AppContext, session: Session, user: Principal, code: str) -> datetime:
+def verify(ctx: AppContext, session: Session, user: Principal, code: str, ip: str | None) -> datetime:
     """Check the code; record the verification on this session and return when it lapses. A wrong code
     is 400 `invalid_code` (five wrong tries void it); both outcomes are audited."""
     user_id = user.user.id
     try:
-        signin.check_code(ctx, session, user.user.phone_bidx or "", code, purpose=PURPOSE)
+        signin.check_code(ctx, session, user.user.phone_bidx or "", code, purpose=PURPOSE, ip=ip)
     except BadRequest as exc:
         if exc.code == "invalid_code":
             audit.user_action(session, user_id, "step_up.failed", purpose="security")
