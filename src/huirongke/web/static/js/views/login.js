@@ -252,11 +252,20 @@ export function loginView() {
   });
 
   /** The sign-up step: the server said the number is new. */
+  let signUpPhone = null;
   const askSignUp = () => {
+    signUpPhone = phone.value.trim();
     age.wanted = true;
     age.show();
     submit.textContent = '注册并登录';
   };
+  // Another number: whether it is new is not known any more.
+  phone.addEventListener('input', () => {
+    if (!age.wanted || phone.value.trim() === signUpPhone) return;
+    age.wanted = false;
+    age.el.hidden = true;
+    submit.textContent = '登录';
+  });
 
   const signedIn = async (res) => {
     typedPhone(null);
@@ -331,7 +340,7 @@ export function loginView() {
         return;
       }
       payload.code = codeValue;
-      if (age.shown) {
+      if (age.wanted && age.shown) {
         const declared = age.value();
         if (!declared) return;
         payload.age = declared;
