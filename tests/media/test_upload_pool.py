@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from conftest import auth, sign_up
 from huirongke.kit.clock import clock
-from huirongke.kit.workers import WorkerPool
+from huirongke.kit.workers import WORKER_NICENESS, WorkerPool
 from huirongke.media.models import Media
 from huirongke.privacy.models import AuditEvent
 
@@ -246,3 +246,11 @@ def test_media_nobody_uses_are_deleted_after_the_grace_period(client, ctx, setti
     assert "img/zz/stray.jpg" not in _files(ctx)
     with ctx.db.session(write=False) as s:
         assert s.scalar(select(func.count()).select_from(Media)) == 1
+
+
+def test_workers_yield_the_cpu_to_requests():
+    pool = WorkerPool(workers=1, memory_mb=512, queue=0)
+    try:
+        assert asyncio.run(pool.run(os.nice, 0)) == min(19, os.nice(0) + WORKER_NICENESS)
+    finally:
+        pool.shutdown()

@@ -8,6 +8,8 @@ while anyone holds the database's writer.
 - Admission is bounded: at most `workers + HRK_MEDIA_QUEUE` jobs are running or waiting. Past that a
   job is refused at once with 503 `media_busy` and `Retry-After` rather than piling up, and one owner
   (a user) has at most `per_owner` jobs admitted at a time (429 `media_in_progress`).
+- Workers run at a lower CPU priority (nice 10) than the server, so on a small machine a decode never
+  takes a core a request is waiting for.
 - `await pool.run(fn, *args, owner=...)` waits for the result on the event loop: no request thread
   and no database lock is held meanwhile. `fn` must be a module-level function (it is pickled by
   name) and its arguments and result plain values (bytes, numbers, strings, tuples).
@@ -34,6 +36,7 @@ from huirongke.kit.errors import AppError
 T = TypeVar("T")
 
 MAX_TASKS_PER_CHILD = 200
+WORKER_NICENESS = 10
 RETRY_AFTER_SECONDS = 5
 
 
@@ -74,11 +77,13 @@ class WorkerFailed(AppError):
 
 
 def _limit_worker(memory_mb: int) -> None:
-    """Runs first in every worker process: cap its address space."""
+    """Runs first in every worker process: cap its address space, and yield the CPU to the server's
+    requests whenever both want it (a decode may take a little longer; a sign-in does not wait)."""
     import resource
 
     limit = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    os.nice(WORKER_NICENESS)
 
 
 class WorkerPool:
