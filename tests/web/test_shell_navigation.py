@@ -311,7 +311,7 @@ def test_session_expiring_mid_form_keeps_the_text_and_the_screen(server: Server,
         page.get_by_role("button", name="保存", exact=True).click()
     assert expired.value.status == 401
     expect(page).to_have_url(re.compile(r"#/login$"))
-    expect(page.locator("#toast")).to_have_text("登录已失效，请重新登录")
+    expect(page.locator("#toast")).to_have_text("登录已失效，请重新登录，您填写的内容已保留")
     kept = page.evaluate("JSON.stringify(sessionStorage)")
     assert "断线之前" in kept and "11010519491231002X" not in kept
 

@@ -55,14 +55,15 @@ setApiHooks({
   onUnauthorized() {
     // The session ended (expired, signed out elsewhere): keep what was typed on this screen and
     // come back to it after signing in again.
+    let kept = false;
     if (routerStarted) {
       const path = currentPath();
-      saveForms(path, state.me ? state.me.id : null);
+      kept = saveForms(path, state.me ? state.me.id : null);
       rememberReturn(path);
     }
     clearToken();
     forgetMe();
-    toast('登录已失效，请重新登录');
+    toast(kept ? '登录已失效，请重新登录，您填写的内容已保留' : '登录已失效，请重新登录', 'info', kept ? 3500 : 2200);
     if (routerStarted) navigate('/login', { replace: true });
   },
   onPolicyUpdate() {

@@ -50,18 +50,20 @@ function kept(el) {
   return el.autocomplete !== 'one-time-code';
 }
 
-/** Save the values of the fields on the current screen for `path`, tagged with whose they are. */
+/** Save the values of the fields on the current screen for `path`, tagged with whose they are.
+ *  Returns true when something was kept. */
 export function saveForms(path, userId = null) {
   const app = document.getElementById('app');
-  if (!app) return;
+  if (!app) return false;
   const fields = {};
   app.querySelectorAll('input, textarea, select').forEach((el) => {
     if (!kept(el)) return;
     if (el.type === 'checkbox' || el.type === 'radio') fields[el.id] = { checked: el.checked };
     else if (el.value) fields[el.id] = { value: el.value };
   });
-  if (Object.keys(fields).length) write(FORM, JSON.stringify({ path, userId, fields }));
-  else write(FORM, null);
+  const any = Object.keys(fields).length > 0;
+  write(FORM, any ? JSON.stringify({ path, userId, fields }) : null);
+  return any;
 }
 
 function fill(el, saved) {
