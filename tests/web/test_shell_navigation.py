@@ -425,3 +425,26 @@ def test_wording_retry_hints_and_the_challenge_solver(server: Server, tab: Tab) 
     assert digest == hashlib.sha256(b"abc").hexdigest()
     proof = hashlib.sha256(f"{challenge['id']}:{solution}".encode()).digest()
     assert int.from_bytes(proof, "big") >> (256 - 12) == 0
+
+
+def test_tab_bar_shows_a_tab_once_its_feature_exists(server: Server, tab: Tab) -> None:
+    page = tab.page
+    signed_in(tab, server, "13800138205", "/me")
+    expect(page.locator("#me-phone")).to_be_visible()
+    # Today only 我的 exists: a bar with one tab is not shown.
+    expect(page.locator(".tabbar")).to_have_count(0)
+    # Registering a screen for 首页 (as its feature will) makes the bar appear with both tabs, in
+    # the order 首页 / 客源 / 消息 / 我的. The app's own module instances, as the page loaded them.
+    labels = page.evaluate(
+        """async () => {
+            const loaded = (name) => performance.getEntriesByType('resource').map((e) => e.name)
+                .find((u) => new RegExp(`/static/js/${name}(\\.[0-9a-f]+)?\\.js$`).test(u));
+            const router = await import(loaded('router'));
+            const ui = await import(loaded('ui'));
+            router.route('/home', () => document.createElement('div'));
+            const { el } = ui.page({ title: '首页', tab: 'home' });
+            const items = [...el.querySelectorAll('.tabbar-item')];
+            return items.map((a) => [a.textContent, a.getAttribute('aria-current')]);
+        }"""
+    )
+    assert labels == [["首页", "page"], ["我的", None]]
