@@ -68,9 +68,11 @@ function ageQuestion() {
     error.textContent = message;
     error.hidden = false;
     focus.focus();
+    return null;
   };
   return {
     el,
+    wanted: false, // the server said the number is new
     show() {
       el.hidden = false;
     },
@@ -80,16 +82,13 @@ function ageQuestion() {
     /** The age object to send, or null after saying what is missing. */
     value() {
       if (adult.checked) return { adult: true };
-      if (byMonth.checked) {
-        if (!year.value) return showError('请选择出生年份', year), null;
-        if (!month.value) return showError('请选择出生月份', month), null;
-        const chosen = `${year.value}-${month.value}`;
-        const thisMonth = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, '0')}`;
-        if (chosen > thisMonth) return showError('出生年月不能晚于本月', month), null;
-        return { birth_month: chosen };
-      }
-      showError('请确认您的年龄', adult);
-      return null;
+      if (!byMonth.checked) return showError('请确认您的年龄', adult);
+      if (!year.value) return showError('请选择出生年份', year);
+      if (!month.value) return showError('请选择出生月份', month);
+      const chosen = `${year.value}-${month.value}`;
+      const thisMonth = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, '0')}`;
+      if (chosen > thisMonth) return showError('出生年月不能晚于本月', month);
+      return { birth_month: chosen };
     },
     error(message) {
       showError(message, byMonth.checked ? year : adult);
