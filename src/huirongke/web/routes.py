@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 from huirongke.web.assets import StaticAssets
 
 HERE = Path(__file__).parent
+VERSION = package_version("huirongke")  # read once: the installed package's version
 STATIC_DIR = HERE / "static"
 ENTRY_MODULE = "js/app.js"
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -30,7 +31,7 @@ def shell(request: Request) -> HTMLResponse:
         "hotline": settings.hotline,
         "company_name": settings.company_name,
         "cooling_off_days": settings.cancellation_cooling_off_days,
-        "version": package_version("huirongke"),  # 设置 → 关于 shows it
+        "version": VERSION,  # 设置 → 关于 shows it
         "static": assets.url,
         "modules": assets.module_urls(ENTRY_MODULE),
     }
