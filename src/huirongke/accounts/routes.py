@@ -20,6 +20,7 @@ from huirongke.accounts.deps import (
     Ctx,
     CurrentUser,
     Principal,
+    UnitRoute,
     client_ip,
     require_consent,
 )
@@ -50,7 +51,7 @@ from huirongke.kit.db import Writer
 from huirongke.kit.errors import NotFound
 from huirongke.privacy import audit
 
-router = APIRouter(prefix="/api/v1", tags=["accounts"])
+router = APIRouter(prefix="/api/v1", tags=["accounts"], route_class=UnitRoute)
 # R02: the ID number is sensitive data, so real-name needs its own, separate consent.
 RealNameConsent = Annotated[Principal, Depends(require_consent("real_name"))]
 # Issue 8: the ID number (and the birthday it sets) only after a fresh proof of the phone.

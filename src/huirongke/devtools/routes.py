@@ -8,11 +8,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from huirongke.accounts.deps import DB, READ, Ctx
+from huirongke.accounts.deps import DB, READ, Ctx, UnitRoute
 from huirongke.accounts.signin import parse_phone
 from huirongke.devtools.outbox import DevSmsOutbox
 
-router = APIRouter(prefix="/api/v1/dev", tags=["dev"])
+router = APIRouter(prefix="/api/v1/dev", tags=["dev"], route_class=UnitRoute)
 
 
 class OutboxMessage(BaseModel):

@@ -116,6 +116,9 @@ class Database:
         self.engine = make_engine(url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self.is_sqlite = url.startswith("sqlite")
+        # Writing units on SQLite begin with BEGIN IMMEDIATE (see _sqlite_begin) whenever their first
+        # statement runs: opening a unit does no I/O, so it can be opened on the event loop.
+        self._write_bind = self.engine.execution_options(**{IMMEDIATE: True}) if self.is_sqlite else None
         # SQLite has one writer at a time. Writers of this process queue here, and are woken the moment
         # the previous one commits, instead of sleeping in SQLite's busy handler (which backs off up to
         # 100 ms per try and made the tail of concurrent sign-ins seconds long). A plain Lock, because a
@@ -156,31 +159,31 @@ class Database:
                 writer.release()
             raise
 
+    def unit(self, *, write: bool = True, writer: Writer | None = None) -> Unit:
+        """A unit of work opened without I/O (the session begins at its first statement), to be ended
+        with `Unit.finish` or `Unit.abort`. A writing unit takes the right to write itself unless the
+        caller already holds it (`writer`, released when the unit ends)."""
+        if write and writer is None:
+            writer = self.claim_writer()
+        session = (
+            self.sessionmaker(bind=self._write_bind) if write and self._write_bind else self.sessionmaker()
+        )
+        if not write:
+            session.info[READ_ONLY] = True
+        return Unit(session, writer)
+
     @contextmanager
     def session(self, *, write: bool = True, writer: Writer | None = None) -> Iterator[Session]:
         """A unit of work: commits on success, rolls back on error, then runs after-commit hooks.
         `write=False` (read-mostly requests) lets SQLite readers run beside a writer. A writing unit
         takes the right to write itself unless the caller already holds it (`writer`, released here)."""
-        if write and writer is None:
-            writer = self.claim_writer()
-        session = self.sessionmaker()
-        if not write:
-            session.info[READ_ONLY] = True
+        unit = self.unit(write=write, writer=writer)
         try:
-            if write and self._writer is not None:
-                session.connection(execution_options={IMMEDIATE: True})
-            yield session
-            session.commit()
+            yield unit.session
         except BaseException:
-            session.rollback()
+            unit.abort()
             raise
-        finally:
-            hooks: list[Callable[[], None]] = txn.take(session, _AFTER_COMMIT)
-            session.close()
-            if writer is not None:
-                writer.release()
-        for hook in hooks:
-            hook()
+        unit.finish()
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -188,6 +191,50 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class Unit:
+    """One unit of work: its session, and the right to write it holds (if any). Opening one does no
+    I/O; `finish` and `abort` do, so a request can open its unit on the event loop and then read,
+    write and commit in one worker thread (see `huirongke.accounts.deps`)."""
+
+    __slots__ = ("_writer", "closed", "session")
+
+    def __init__(self, session: Session, writer: Writer | None) -> None:
+        self.session = session
+        self._writer = writer
+        self.closed = False
+
+    def finish(self) -> None:
+        """Commit (rolled back if the commit fails), close, give back the right to write, then run the
+        after-commit hooks."""
+        session = self.session
+        try:
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            hooks: list[Callable[[], None]] = txn.take(session, _AFTER_COMMIT)
+            self._close()
+        for hook in hooks:
+            hook()
+
+    def abort(self) -> None:
+        """Roll back, close, and give back the right to write."""
+        try:
+            self.session.rollback()
+        finally:
+            txn.take(self.session, _AFTER_COMMIT)
+            self._close()
+
+    def _close(self) -> None:
+        self.closed = True
+        try:
+            self.session.close()
+        finally:
+            if self._writer is not None:
+                self._writer.release()
 
 
 READ_ONLY = "read_only"

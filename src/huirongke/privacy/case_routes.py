@@ -10,13 +10,13 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from huirongke.accounts.deps import DB, READ, WRITE, AnyUser, Ctx, client_ip
+from huirongke.accounts.deps import DB, READ, WRITE, AnyUser, Ctx, UnitRoute, client_ip
 from huirongke.context import AppContext
 from huirongke.privacy import cases
 from huirongke.privacy.models import PrivacyCase
 
-router = APIRouter(prefix="/api/v1/me/cases", tags=["data-rights"])
-meta_router = APIRouter(prefix="/api/v1/privacy", tags=["privacy"])
+router = APIRouter(prefix="/api/v1/me/cases", tags=["data-rights"], route_class=UnitRoute)
+meta_router = APIRouter(prefix="/api/v1/privacy", tags=["privacy"], route_class=UnitRoute)
 
 
 class CaseIn(BaseModel):

@@ -10,13 +10,13 @@ from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from huirongke.accounts.deps import AUDITED_READ, DB, READ, WRITE, AgreedUser, Ctx, client_ip
+from huirongke.accounts.deps import AUDITED_READ, DB, READ, WRITE, AgreedUser, Ctx, UnitRoute, client_ip
 from huirongke.accounts.stepup import StepUpAgreedUser
 from huirongke.context import AppContext
 from huirongke.privacy import export, minors
 from huirongke.privacy.rights_routes import ExportOut, _export_out
 
-router = APIRouter(prefix="/api/v1", tags=["minors"])
+router = APIRouter(prefix="/api/v1", tags=["minors"], route_class=UnitRoute)
 
 
 class GuardianPhoneIn(BaseModel):

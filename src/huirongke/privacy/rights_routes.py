@@ -9,13 +9,13 @@ from typing import Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
-from huirongke.accounts.deps import AUDITED_READ, DB, READ, WRITE, AnyUser, Ctx
+from huirongke.accounts.deps import AUDITED_READ, DB, READ, WRITE, AnyUser, Ctx, UnitRoute
 from huirongke.accounts.stepup import StepUpAnyUser
 from huirongke.kit.clock import utcnow
 from huirongke.privacy import erasure, export
 from huirongke.privacy.models import AccountCancellation, DataExport
 
-router = APIRouter(prefix="/api/v1/me", tags=["data-rights"])
+router = APIRouter(prefix="/api/v1/me", tags=["data-rights"], route_class=UnitRoute)
 
 
 class ExportOut(BaseModel):

@@ -8,12 +8,12 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from huirongke.accounts.deps import DB, READ, WRITE, AnyUser, Ctx, CurrentUser
+from huirongke.accounts.deps import DB, READ, WRITE, AnyUser, Ctx, CurrentUser, UnitRoute
 from huirongke.kit.schemas import Flag
 from huirongke.privacy import consent, lists
 from huirongke.privacy.purposes import PURPOSES
 
-router = APIRouter(prefix="/api/v1/privacy", tags=["privacy"])
+router = APIRouter(prefix="/api/v1/privacy", tags=["privacy"], route_class=UnitRoute)
 
 
 class PolicyOut(BaseModel):
