@@ -11,20 +11,11 @@ import pytest
 
 from conftest import auth, latest_code, sign_up
 from huirongke.kit.clock import clock, utcnow
-from privacy.privacy_support import ID_NUMBER, REAL_NAME, assert_error, count, grant, rows
+from privacy.privacy_support import ID_NUMBER, REAL_NAME, assert_error, count, grant, rows, step_up
 
 PHONE = "13800138000"
 PASSWORD = "secret123"
 STALE = timedelta(minutes=11)
-
-
-def _step_up(client: Any, token: str, phone: str = PHONE) -> dict[str, Any]:
-    r = client.post("/api/v1/me/step-up/sms-codes", headers=auth(token))
-    assert r.status_code == 202, r.text
-    assert set(r.json()) == {"expires_in", "resend_after"}
-    r = client.post("/api/v1/me/step-up", json={"code": latest_code(client, phone)}, headers=auth(token))
-    assert r.status_code == 200, r.text
-    return dict(r.json())
 
 
 def _password_session(client: Any, sms_token: str, phone: str = PHONE) -> str:
@@ -81,7 +72,7 @@ def test_step_up_opens_the_gate_for_ten_minutes(client):
     clock.advance(STALE)
     assert_error(_export(client, token), 403, "step_up_required")
     before = utcnow()
-    out = _step_up(client, token)
+    out = step_up(client, token)
     until = datetime.fromisoformat(out["verified_until"])
     assert until.tzinfo is not None and until.utcoffset() == timedelta(0)
     assert before + timedelta(minutes=10) <= until <= utcnow() + timedelta(minutes=10)
@@ -95,7 +86,7 @@ def test_a_password_session_is_not_verified_until_it_steps_up(client):
     sms_token, _ = sign_up(client)
     token = _password_session(client, sms_token)
     assert_error(_export(client, token), 403, "step_up_required")
-    _step_up(client, token)
+    step_up(client, token)
     assert _export(client, token).status_code == 202
 
 
@@ -103,7 +94,7 @@ def test_a_verification_belongs_to_its_session(client):
     first, _ = sign_up(client)
     second = _password_session(client, first)
     clock.advance(STALE)
-    _step_up(client, second)
+    step_up(client, second)
     assert _export(client, second).status_code == 202
     assert_error(client.post("/api/v1/me/account-cancellation", headers=auth(first)), 403, "step_up_required")
 
@@ -116,7 +107,7 @@ def test_the_identity_cache_serves_no_stale_verification(client):
     clock.advance(STALE)
     assert client.get("/api/v1/me", headers=auth(token)).status_code == 200  # cached now
     assert_error(_export(client, token), 403, "step_up_required")
-    _step_up(client, token)
+    step_up(client, token)
     assert _export(client, token).status_code == 202
     clock.advance(STALE)
     assert client.get("/api/v1/me", headers=auth(token)).status_code == 200
@@ -149,7 +140,7 @@ def test_success_is_audited_and_stored_on_the_session(client):
     token, user = sign_up(client)
     ctx = client.app.state.ctx
     clock.advance(STALE)
-    _step_up(client, token)
+    step_up(client, token)
     events = rows(
         ctx,
         "SELECT fields, purpose FROM audit_events WHERE action = 'step_up.verified' AND subject_id = :u",

@@ -215,3 +215,12 @@ def sign_in_again(client: Any, phone: str, **extra: Any) -> Any:
     return client.post(
         "/api/v1/auth/sessions", json={"phone": phone, "code": latest_code(client, phone), **extra}
     )
+
+
+def step_up(client: Any, token: str, phone: str = PHONE) -> dict[str, Any]:
+    """Prove the phone again (API.md "Step-up verification"), as a client does on 403 step_up_required."""
+    r = client.post("/api/v1/me/step-up/sms-codes", headers=auth(token))
+    assert r.status_code == 202, r.text
+    r = client.post("/api/v1/me/step-up", json={"code": latest_code(client, phone)}, headers=auth(token))
+    assert r.status_code == 200, r.text
+    return dict(r.json())
