@@ -6,11 +6,14 @@ from __future__ import annotations
 import gzip
 import posixpath
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from huirongke.web.assets import IMMUTABLE, StaticAssets, accepts_gzip, build
+from huirongke.web.bundle import bundle
 from huirongke.web.routes import ENTRY_MODULE, STATIC_DIR
 
 HASHED = re.compile(r"\.[0-9a-f]{10}\.(js|css|svg)$")
@@ -31,7 +34,7 @@ def test_the_shell_is_revalidated_and_names_only_fingerprinted_files(client):
     assert r.status_code == 200
     assert r.headers["Cache-Control"] == "no-cache"
     urls = shell_urls(r.text)
-    assert urls["stylesheet"] and urls["icon"] and urls["script"] and urls["preload"]
+    assert urls["stylesheet"] and urls["icon"] and urls["script"]
     for url in [u for group in urls.values() for u in group]:
         assert url.startswith("/static/") and HASHED.search(url), url
     assert "/static/app.css" not in r.text and "/static/js/app.js" not in r.text
@@ -57,12 +60,11 @@ def test_fingerprinted_files_are_immutable_and_gzipped(client):
     assert js.headers["content-type"].startswith("text/javascript")
 
 
-def test_every_module_import_points_at_a_fingerprinted_file_and_all_are_preloaded(client):
-    """Following the imports from the entry module reaches only hashed URLs, each of which is served
-    immutably and preloaded by the shell (no round trip per level of imports)."""
-    urls = shell_urls(client.get("/").text)
-    preloaded = set(urls["preload"])
-    todo, seen = [urls["script"][0]], set()
+def test_every_module_import_points_at_a_fingerprinted_file(client):
+    """Following the imports from the fingerprinted entry module reaches only hashed URLs, each
+    served immutably (the separate modules stay served beside the bundle)."""
+    assets: StaticAssets = client.app.state.assets
+    todo, seen = [assets.url(ENTRY_MODULE)], set()
     while todo:
         url = todo.pop()
         if url in seen:
@@ -71,12 +73,11 @@ def test_every_module_import_points_at_a_fingerprinted_file_and_all_are_preloade
         r = client.get(url)
         assert r.status_code == 200, url
         assert r.headers["Cache-Control"] == IMMUTABLE, url
-        assert url in preloaded, url
         for spec in IMPORT.findall(r.text):
             target = posixpath.normpath(posixpath.join(posixpath.dirname(url), spec))
             assert HASHED.search(target), f"{url} imports {spec} by its plain name"
             todo.append(target)
-    assert seen == preloaded
+    assert seen == set(assets.module_urls(ENTRY_MODULE))
     assert len(seen) > 10  # the whole client, not just the entry
 
 
@@ -190,3 +191,84 @@ def test_binary_files_are_not_compressed(tmp_path):
 )
 def test_accept_encoding(header, gzip_ok):
     assert accepts_gzip(header) is gzip_ok
+
+
+# --- one bundle for the whole client ------------------------------------------------------------
+
+
+def test_the_shell_loads_one_bundle_of_every_module(client, tmp_path):
+    """Over HTTP/1.1 thirty-odd modules cost several round trips; the shell loads one file."""
+    urls = shell_urls(client.get("/").text)
+    assert urls["preload"] == []
+    (script,) = urls["script"]
+    assert re.search(r"/static/js/app\.bundle\.[0-9a-f]{10}\.js$", script), script
+    r = client.get(script, headers={"Accept-Encoding": "gzip"})
+    assert r.headers["Cache-Control"] == IMMUTABLE and r.headers["Content-Encoding"] == "gzip"
+    text = r.text
+    assets: StaticAssets = client.app.state.assets
+    modules = [u.removeprefix("/static/") for u in assets.module_urls(ENTRY_MODULE)]
+    logical = {a.hashed: a.path for a in assets.assets.values()}
+    order = [logical[m] for m in modules]
+    # every module once, each after the modules it imports (the order the browser runs them)
+    starts = [text.index(f'__hrk["{path}"] = (() => {{') for path in order]
+    assert starts == sorted(starts)
+    assert all(text.count(f'__hrk["{path}"] = (') == 1 for path in order)
+    assert not re.search(r"^\s*(import|export)\b", text, re.M)
+    node = shutil.which("node")
+    if node:  # a syntax check by a real JavaScript parser, as an ES module
+        (tmp_path / "bundle.mjs").write_text(text, encoding="utf-8")
+        result = subprocess.run(
+            [node, "--check", str(tmp_path / "bundle.mjs")], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+
+
+def test_bundle_binds_imports_in_evaluation_order(tmp_path):
+    write(tmp_path, "c.js", "export const c = 1;\nexport function f() { return c; }\n")
+    write(tmp_path, "b.js", "import { c as one } from './c.js';\nexport class B { v = one; }\n")
+    write(tmp_path, "a.js", "import { B } from './b.js';\nimport { f } from './c.js';\nnew B(); f();\n")
+    store = StaticAssets(tmp_path)
+    script, preload = store.script("a.js")
+    assert preload == [] and ".bundle." in script
+    text = store.lookup(script.removeprefix("/static/"))[0].body.decode()  # type: ignore[index]
+    assert text.index('__hrk["c.js"]') < text.index('__hrk["b.js"]') < text.index('__hrk["a.js"]')
+    assert 'const { c: one } = __hrk["c.js"];' in text
+    assert "return { c, f };" in text and "return { B };" in text
+    node = shutil.which("node")
+    if node:  # run it: the classes and functions are wired up
+        (tmp_path / "run.mjs").write_text(
+            text + '\nconsole.log(new __hrk["b.js"].B().v, __hrk["c.js"].f());\n'
+        )
+        out = subprocess.run([node, str(tmp_path / "run.mjs")], capture_output=True, text=True)
+        assert out.stdout.split() == ["1", "1"], out.stderr
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "export default function x() {}\n",
+        "export let x = 1;\n",
+        "const x = 1;\nexport { x };\n",
+        "import * as c from './c.js';\n",
+        "const m = await import('./c.js');\n",
+        "export const { x } = { x: 1 };\n",
+    ],
+)
+def test_syntax_the_bundle_does_not_handle_falls_back_to_modules(tmp_path, source):
+    write(tmp_path, "c.js", "export const c = 1;\n")
+    write(tmp_path, "a.js", source)
+    store = StaticAssets(tmp_path)
+    script, preload = store.script("a.js")
+    assert script == store.url("a.js")
+    assert preload == [u for u in store.module_urls("a.js") if u != script]
+
+
+def test_a_cycle_falls_back_to_modules(tmp_path):
+    write(tmp_path, "a.js", "import { b } from './b.js';\nexport const a = 1;\n")
+    write(tmp_path, "b.js", "import { a } from './a.js';\nexport const b = 2;\n")
+    assert (
+        bundle("a.js", lambda p: (tmp_path / p).read_text(), lambda p: ["b.js" if p == "a.js" else "a.js"])
+        is None
+    )
+    store = StaticAssets(tmp_path)
+    assert store.script("a.js") == (store.url("a.js"), [store.url("b.js")])

@@ -32,6 +32,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from huirongke.web.bundle import bundle
+
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 HASH_LENGTH = 10
@@ -61,6 +63,7 @@ class Asset:
     etag: str
     imports: tuple[str, ...]  # logical paths of the modules (or CSS urls) this file references
     missing: tuple[str, ...]  # references to files that do not exist: left as written (the browser 404s)
+    source: bytes = b""  # JS and CSS as written (relative imports unchanged): what bundle.py joins
 
 
 def _references(path: str, text: str) -> list[str]:
@@ -178,6 +181,7 @@ def build(root: Path) -> dict[str, Asset]:
                 etag=f'"{digest}"',
                 imports=tuple(dict.fromkeys(graph[path])),
                 missing=tuple(d for d in found[path] if d not in raw),
+                source=raw[path] if path in texts else b"",
             )
     return assets
 
@@ -224,6 +228,45 @@ class StaticAssets:
         for asset in self.assets.values():
             self._by_url[asset.path] = (asset, False)
             self._by_url[asset.hashed] = (asset, True)
+        self._bundles: dict[str, Asset | None] = {}
+
+    def script(self, entry: str) -> tuple[str, list[str]]:
+        """The shell's script URL for the module `entry`, and the module URLs to preload with it:
+        one fingerprinted bundle of every module it reaches (bundle.py) when they can be joined,
+        otherwise the entry module itself and all the modules it reaches."""
+        self._fresh()
+        if entry not in self._bundles:
+            self._bundles[entry] = self._bundle(entry)
+        joined = self._bundles[entry]
+        if joined is not None:
+            return self.prefix + joined.hashed, []
+        urls = self.module_urls(entry)
+        return urls[-1], urls[:-1]
+
+    def _bundle(self, entry: str) -> Asset | None:
+        def source(path: str) -> str | None:
+            asset = self.assets.get(path)
+            return asset.source.decode("utf-8") if asset is not None and not asset.missing else None
+
+        text = bundle(entry, source, lambda path: list(self.assets[path].imports))
+        if text is None:
+            return None
+        body = text.encode("utf-8")
+        path = entry.removesuffix(".js") + ".bundle.js"
+        hashed = _hashed_name(path, body)
+        asset = Asset(
+            path=path,
+            hashed=hashed,
+            body=body,
+            gzipped=_compress(path, body),
+            media_type=_media_type(path),
+            etag=f'"{hashed.rsplit(".", 2)[-2]}"',
+            imports=(),
+            missing=(),
+        )
+        self._by_url[asset.path] = (asset, False)
+        self._by_url[asset.hashed] = (asset, True)
+        return asset
 
     def _fresh(self) -> None:
         if self.watch and _fingerprint(self.root) != self._stamp:

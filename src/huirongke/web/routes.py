@@ -33,8 +33,8 @@ def shell(request: Request) -> HTMLResponse:
         "cooling_off_days": settings.cancellation_cooling_off_days,
         "version": VERSION,  # 设置 → 关于 shows it
         "static": assets.url,
-        "modules": assets.module_urls(ENTRY_MODULE),
     }
+    context["script"], context["modules"] = assets.script(ENTRY_MODULE)
     response = templates.TemplateResponse(request, "index.html", context)
     response.headers["Cache-Control"] = "no-cache"
     return response
