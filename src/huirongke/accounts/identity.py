@@ -201,10 +201,9 @@ class IdentityCache:
             self._tokens.move_to_end(token_hash)
             self.hits += 1
         identity = hit[1]
-        now = utcnow()
-        if identity.session_expires_at <= now or (
-            identity.idle_until is not None and identity.idle_until <= now
-        ):
+        at = utcnow()
+        idle = identity.idle_until is not None and identity.idle_until <= at
+        if identity.session_expires_at <= at or idle:
             return None
         return identity
 

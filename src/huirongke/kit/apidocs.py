@@ -34,8 +34,8 @@ def render(openapi: dict[str, Any], openapi_url: str | None) -> str:
             op = item.get(method)
             if op is None:
                 continue
-            body = op.get("requestBody", {}).get("content", {})
-            body_schema = next(iter(body.values()), {}).get("schema") if body else None
+            body: dict[str, Any] = op.get("requestBody", {}).get("content", {})
+            body_schema = next(iter(body.values())).get("schema") if body else None
             answers = ", ".join(sorted(op.get("responses", {})))
             rows.append(
                 "<tr>"
