@@ -19,7 +19,7 @@ from erasure_support import (
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from privacy_support import PHONE, assert_error, count
+from privacy_support import PHONE, assert_error, count, step_up
 from sqlalchemy import select
 
 from conftest import auth, latest_code, sign_up
@@ -102,7 +102,8 @@ def test_withdrawal_during_cooling_off_keeps_the_account(client, ctx):
     assert_error(
         client.delete("/api/v1/me/account-cancellation", headers=auth(token)), 404, "cancellation_not_found"
     )
-    # a new request starts a new cooling-off
+    # a new request starts a new cooling-off (days later: the session proves the phone again)
+    step_up(client, token)
     assert request_cancellation(client, token)["status"] == "cooling_off"
     assert count(ctx, "account_cancellations") == 2
 
