@@ -272,3 +272,19 @@ def test_a_cycle_falls_back_to_modules(tmp_path):
     )
     store = StaticAssets(tmp_path)
     assert store.script("a.js") == (store.url("a.js"), [store.url("b.js")])
+
+
+def test_relative_urls_never_read_the_working_directory(tmp_path, monkeypatch):
+    """A server whose working directory was deleted (a replaced release folder) still starts."""
+    from huirongke.web.assets import _relative
+
+    assert _relative("js/dom.1.js", "js/views") == "../dom.1.js"
+    assert _relative("js/a.1.js", "js") == "./a.1.js"
+    assert _relative("js/views/b.1.js", "js") == "./views/b.1.js"
+    assert _relative("img/x.1.svg", "") == "./img/x.1.svg"
+    assert _relative("img/x.1.svg", "css/deep") == "../../img/x.1.svg"
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert build(STATIC_DIR)[ENTRY_MODULE].body

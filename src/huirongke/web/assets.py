@@ -79,8 +79,7 @@ def _rewrite(path: str, text: str, hashed: dict[str, str]) -> str:
         target = hashed.get(posixpath.normpath(posixpath.join(base, spec)))
         if target is None:  # a missing file: left as written
             return spec
-        rel = posixpath.relpath(target, base or ".")
-        return rel if rel.startswith("../") else "./" + rel
+        return _relative(target, base)
 
     if path.endswith((".js", ".mjs")):
         return _JS_IMPORT.sub(lambda m: f"{m.group(1)}{m.group(2)}{relative(m.group(3))}{m.group(2)}", text)
@@ -89,6 +88,17 @@ def _rewrite(path: str, text: str, hashed: dict[str, str]) -> str:
             lambda m: f"{m.group(1)}{m.group(2)}{relative(m.group(3))}{m.group(2)}{m.group(4)}", text
         )
     return text
+
+
+def _relative(target: str, base: str) -> str:
+    """`target` as a relative URL from the folder `base` (both relative to the static root).
+    Not posixpath.relpath, which reads the process's working directory."""
+    t, b = target.split("/"), base.split("/") if base else []
+    common = 0
+    while common < min(len(t) - 1, len(b)) and t[common] == b[common]:
+        common += 1
+    rel = "/".join([".."] * (len(b) - common) + t[common:])
+    return rel if rel.startswith("../") else "./" + rel
 
 
 def _hashed_name(path: str, body: bytes) -> str:
