@@ -159,7 +159,7 @@ def latest_code(client: TestClient, phone: str) -> str:
 
 def sign_up(client: TestClient, phone: str = "13800138000", **device: Any) -> tuple[str, dict[str, Any]]:
     """Register (or sign in) through the public API; return (token, user)."""
-    r = client.post("/api/v1/auth/sms-codes", json={"phone": phone})
+    r = request_code_solving(client, phone)  # a challenge after a few codes a day (docs/abuse.md)
     assert r.status_code == 202, r.text
     version = client.get("/api/v1/privacy/policy").json()["version"]
     body: dict[str, Any] = {
