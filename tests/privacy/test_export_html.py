@@ -166,3 +166,14 @@ def test_readable_on_a_320_px_phone(exported, tmp_path):
             page.screenshot(path=str(tmp_path / "export-320.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_record_labels_name_real_columns():
+    """A typo in the data map's record labels would silently drop a field from the document."""
+    from huirongke.privacy.datamap import RECORD_LABELS
+
+    columns = {(t.name, c.name) for t in registry.tables() for c in t.columns}
+    names = {c for _, c in columns}
+    for key in RECORD_LABELS:
+        table, _, column = key.rpartition(".")
+        assert ((table, column) in columns) if table else (column in names), key
