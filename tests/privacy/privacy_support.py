@@ -15,7 +15,7 @@ from PIL import Image
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from conftest import auth, latest_code, sign_up
+from conftest import auth, latest_code, request_code_solving, sign_up
 from huirongke.config import get_settings
 from huirongke.kit.clock import china_today, clock
 
@@ -211,7 +211,7 @@ def years_ago(n: int, today: date | None = None) -> date:
 
 def sign_in_again(client: Any, phone: str, **extra: Any) -> Any:
     clock.advance(timedelta(seconds=61))
-    assert client.post("/api/v1/auth/sms-codes", json={"phone": phone}).status_code == 202
+    assert request_code_solving(client, phone).status_code == 202  # a challenge after a few codes
     return client.post(
         "/api/v1/auth/sessions", json={"phone": phone, "code": latest_code(client, phone), **extra}
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from conftest import auth, latest_code, sign_up
+from conftest import auth, latest_code, request_code_solving, sign_up
 from huirongke.kit.clock import clock
 
 PHONE = "13800138000"
@@ -29,7 +29,7 @@ def publish(
 
 def sign_in_again(client, phone: str = PHONE, **extra: Any):
     clock.advance(timedelta(seconds=61))
-    assert client.post("/api/v1/auth/sms-codes", json={"phone": phone}).status_code == 202
+    assert request_code_solving(client, phone).status_code == 202  # a challenge after a few codes
     body = {"phone": phone, "code": latest_code(client, phone), **extra}
     return client.post("/api/v1/auth/sessions", json=body)
 
