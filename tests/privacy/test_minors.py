@@ -510,3 +510,17 @@ def test_guardian_endpoints_answer_alike_for_known_and_unknown_numbers(client, c
         assert known.status_code == unknown.status_code == 400
         assert known.json() == unknown.json()
     assert count(ctx, "data_exports") == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "status"),
+    [(b"{not json", 400), (b'{"code": 123456}', 422), (b'{"code": "1"}', 422), (b'{"x": 1}', 422)],
+)
+def test_bad_unlink_bodies_are_4xx_and_change_nothing(client, content, status):
+    token, _ = make_minor(client)
+    consent_as_guardian(client, token)
+    headers = {**auth(token), "Content-Type": "application/json"}
+    for path in ("/api/v1/me/guardian", "/api/v1/me/guardian/revocation/sms-codes"):
+        method = "DELETE" if path.endswith("guardian") else "POST"
+        assert_error(client.request(method, path, content=content, headers=headers), status)
+    assert client.get("/api/v1/me/guardian", headers=auth(token)).json()["guardian_active"] is True

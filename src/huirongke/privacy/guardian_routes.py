@@ -11,8 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from huirongke.accounts.deps import AUDITED_READ, DB, READ, WRITE, AgreedUser, Ctx, UnitRoute, client_ip
+from huirongke.accounts.schemas import ChallengeAnswer
 from huirongke.accounts.stepup import StepUpAgreedUser
 from huirongke.context import AppContext
+from huirongke.kit.challenge import Answer
 from huirongke.privacy import export, minors
 from huirongke.privacy.rights_routes import ExportOut, _export_out
 
@@ -22,6 +24,21 @@ router = APIRouter(prefix="/api/v1", tags=["minors"], route_class=UnitRoute)
 class GuardianPhoneIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     guardian_phone: str = Field(max_length=32)
+
+
+class GuardianCodeIn(GuardianPhoneIn):
+    #: The answer to the challenge a previous 429 `challenge_required` gave (docs/abuse.md).
+    challenge: ChallengeAnswer | None = None
+
+
+class ChallengeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    challenge: ChallengeAnswer | None = None
+
+
+def _answer(body: GuardianCodeIn | ChallengeIn | None) -> Answer | None:
+    c = body.challenge if body else None
+    return Answer(c.id, c.solution) if c else None
 
 
 class GuardianConfirmIn(GuardianPhoneIn):
@@ -72,9 +89,9 @@ def guardian_status(user: AgreedUser, ctx: Ctx, session: DB) -> GuardianStatus:
 
 @router.post("/me/guardian/sms-codes", status_code=202, **WRITE)
 def guardian_code(
-    body: GuardianPhoneIn, request: Request, user: StepUpAgreedUser, ctx: Ctx, session: DB
+    body: GuardianCodeIn, request: Request, user: StepUpAgreedUser, ctx: Ctx, session: DB
 ) -> dict[str, int]:
-    minors.send_guardian_code(ctx, session, user.user, body.guardian_phone, client_ip(request))
+    minors.send_guardian_code(ctx, session, user.user, body.guardian_phone, client_ip(request), _answer(body))
     return {"expires_in": ctx.settings.sms_code_ttl_seconds, "resend_after": ctx.settings.sms_resend_seconds}
 
 
@@ -85,9 +102,11 @@ def guardian_consent(body: GuardianConfirmIn, user: AgreedUser, ctx: Ctx, sessio
 
 
 @router.post("/me/guardian/revocation/sms-codes", status_code=202, **WRITE)
-def guardian_revocation_code(request: Request, user: AgreedUser, ctx: Ctx, session: DB) -> dict[str, int]:
+def guardian_revocation_code(
+    request: Request, user: AgreedUser, ctx: Ctx, session: DB, body: ChallengeIn | None = None
+) -> dict[str, int]:
     """A minor asks to unlink their guardian: a code goes to the guardian's phone."""
-    minors.send_revocation_code(ctx, session, user.user, client_ip(request))
+    minors.send_revocation_code(ctx, session, user.user, client_ip(request), _answer(body))
     return {"expires_in": ctx.settings.sms_code_ttl_seconds, "resend_after": ctx.settings.sms_resend_seconds}
 
 
@@ -101,10 +120,10 @@ def guardian_revoke(
 
 
 @router.post("/guardian/sms-codes", status_code=202, **WRITE)
-def known_guardian_code(body: GuardianPhoneIn, request: Request, ctx: Ctx, session: DB) -> dict[str, int]:
+def known_guardian_code(body: GuardianCodeIn, request: Request, ctx: Ctx, session: DB) -> dict[str, int]:
     """For a guardian without an account: the same answer and work for any number; a code arrives only
     if the number is the linked guardian of a minor."""
-    minors.send_code_to_known_guardian(ctx, session, body.guardian_phone, client_ip(request))
+    minors.send_code_to_known_guardian(ctx, session, body.guardian_phone, client_ip(request), _answer(body))
     return {"expires_in": ctx.settings.sms_code_ttl_seconds, "resend_after": ctx.settings.sms_resend_seconds}
 
 

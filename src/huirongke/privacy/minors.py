@@ -25,6 +25,7 @@ from huirongke.accounts import age, sealed_profile
 from huirongke.accounts.models import User
 from huirongke.accounts.signin import check_code, parse_phone, request_code
 from huirongke.context import AppContext
+from huirongke.kit.challenge import Answer
 from huirongke.kit.clock import china_today, utcnow
 from huirongke.kit.crypto import sha256_hex
 from huirongke.kit.errors import AppError, Conflict, Forbidden, Invalid, NotFound, Unauthorized
@@ -78,10 +79,17 @@ def _may_link(ctx: AppContext, session: Session, user: User, bidx: str) -> None:
         raise Conflict("您已关联监护人；如需更换，请先在监护人同意下解除关联", code="guardian_already_linked")
 
 
-def send_guardian_code(ctx: AppContext, session: Session, user: User, raw_phone: str, ip: str | None) -> None:
+def send_guardian_code(
+    ctx: AppContext,
+    session: Session,
+    user: User,
+    raw_phone: str,
+    ip: str | None,
+    challenge: Answer | None = None,
+) -> None:
     phone = parse_phone(raw_phone)
     _may_link(ctx, session, user, ctx.phone_bidx(phone))
-    request_code(ctx, session, phone, ip, purpose="guardian")
+    request_code(ctx, session, phone, ip, purpose="guardian", challenge=challenge)
 
 
 def confirm_guardian(
@@ -153,7 +161,9 @@ def _linked(session: Session, user: User) -> GuardianConsent:
     return link
 
 
-def send_revocation_code(ctx: AppContext, session: Session, user: User, ip: str | None) -> None:
+def send_revocation_code(
+    ctx: AppContext, session: Session, user: User, ip: str | None, challenge: Answer | None = None
+) -> None:
     """A minor asks to unlink: a code goes to the guardian's phone; the guardian agrees by passing it on."""
     link = _linked(session, user)
     if not is_minor(ctx, session, user):
@@ -161,7 +171,7 @@ def send_revocation_code(ctx: AppContext, session: Session, user: User, ip: str 
             "您已年满 18 周岁，可直接解除关联，无需监护人验证码", code="guardian_agreement_not_needed"
         )
     phone = ctx.keys.cipher(session, user.id).decrypt(_PHONE_COLUMN, link.guardian_phone_enc)
-    request_code(ctx, session, phone, ip, purpose="guardian_revoke")
+    request_code(ctx, session, phone, ip, purpose="guardian_revoke", challenge=challenge)
 
 
 def revoke(ctx: AppContext, session: Session, user: User, code: str | None) -> None:
@@ -211,12 +221,14 @@ def _children(ctx: AppContext, session: Session, bidx: str) -> list[User]:
     return [u for u in session.scalars(q).unique() if is_minor(ctx, session, u)]
 
 
-def send_code_to_known_guardian(ctx: AppContext, session: Session, raw_phone: str, ip: str | None) -> None:
-    """The same work and answer for every number (budgets checked and spent, a code row issued); the
-    text goes out only to the guardian of a minor."""
+def send_code_to_known_guardian(
+    ctx: AppContext, session: Session, raw_phone: str, ip: str | None, challenge: Answer | None = None
+) -> None:
+    """The same work and answer for every number (budgets and challenges checked and spent, a code row
+    issued); the text goes out only to the guardian of a minor."""
     phone = parse_phone(raw_phone)
     known = bool(_children(ctx, session, ctx.phone_bidx(phone)))
-    request_code(ctx, session, phone, ip, purpose="guardian", deliver=known)
+    request_code(ctx, session, phone, ip, purpose="guardian", challenge=challenge, deliver=known)
 
 
 @dataclass
