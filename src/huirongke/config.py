@@ -10,9 +10,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from huirongke.kit.storage import private_dir
-
 from huirongke.kit.client_address import TrustedProxies
+from huirongke.kit.storage import private_dir
 
 
 class Settings(BaseSettings):
