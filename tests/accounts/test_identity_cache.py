@@ -156,7 +156,9 @@ def test_cancelling_the_account_ends_the_cached_session(client, ctx, monkeypatch
     assert client.get("/api/v1/me", headers=auth(token)).status_code == 401
 
 
-def test_an_expired_session_is_refused_even_from_memory(client, ctx):
+def test_an_expired_session_is_refused_even_from_memory(client, ctx, monkeypatch):
+    # The lifetime alone, not the idle timeout (accounts/test_idle_timeout.py), ends it here.
+    monkeypatch.setattr(ctx.settings, "session_idle_minutes", 2 * ctx.settings.session_ttl_days * 24 * 60)
     token, _ = sign_up(client)
     warm(client, token)
     clock.advance(timedelta(days=ctx.settings.session_ttl_days, seconds=1))
