@@ -120,7 +120,7 @@ def test_the_export_interval_and_download_validity_are_the_configured_ones(state
 def test_the_reply_periods_are_the_case_deadlines(stated):
     _, text = stated
     assert (REPLY_DAYS, REPLY_WORKDAYS) == (cases.DEADLINE_DAYS, cases.DEADLINE_WORKDAYS)
-    assert set(found(r"(\d+)天内给你答复", text)) == {str(cases.DEADLINE_DAYS)}
+    assert set(found(r"(\d+)天内给您答复", text)) == {str(cases.DEADLINE_DAYS)}
     assert set(found(r"(\d+)个工作日内", text)) == {str(cases.DEADLINE_WORKDAYS)}
     # and the deadline the code sets never falls after the promised number of calendar days
     calendar = workdays.load(None)
@@ -132,7 +132,7 @@ def test_the_reply_periods_are_the_case_deadlines(stated):
 
 def test_the_phone_number_is_kept_while_the_account_exists(stated):
     _, text = stated
-    assert "手机号码：账号存续期间，我们需要保留你的手机号码用于登录和身份验证；账号注销后即予删除。" in text
+    assert "手机号码：账号存续期间，我们需要保留您的手机号码用于登录和身份验证；账号注销后即予删除。" in text
     phone = next(c.cls for c in registry.by_name("users").columns if c.name == "phone_enc")
     assert (phone.retention, phone.erasure) == ("account", "delete")
 
@@ -236,7 +236,7 @@ def test_staff_have_no_screen_in_the_app(client, stated):
     audited is proven by test_cases.py::test_cli_list_show_resolve and the real-name review tests."""
     _, text = stated
     assert "应用和网页中没有供工作人员查看他人信息的入口" in text
-    assert "查看你提交的申请内容、办理申请或审核实名认证时，每一次操作都会写入安全审计记录" in text
+    assert "查看您提交的申请内容、办理申请或审核实名认证时，每一次操作都会写入安全审计记录" in text
     paths = [getattr(r, "path", "") for r in client.app.routes]
     assert paths and not [p for p in paths if re.search(r"admin|staff|console|operator", p)]
 

@@ -56,7 +56,7 @@ def test_a_new_hotline_is_published_without_asking_anyone_again(client, settings
         assert p["text"] == render_policy(settings.model_copy(update={"hotline": "400-1111-222"}), 2, day)
         assert (
             p["changes"]
-            == "根据运营配置更新：客服与投诉热线：400-0000-690 → 400-1111-222。本次更新无需你重新同意。"
+            == "根据运营配置更新：客服与投诉热线：400-0000-690 → 400-1111-222。本次更新无需您重新同意。"
         )
         # The user who agreed to version 1 is not asked again: not on a request, not at sign-in.
         assert again.get("/api/v1/me", headers=auth(token)).status_code == 200

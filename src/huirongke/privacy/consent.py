@@ -77,7 +77,7 @@ def set_consent(
         raise NotFound("没有这一项用途", code="purpose_not_found")
     if not purpose.needs_consent:
         raise AppError(
-            "该用途是提供服务所必需的，无需单独同意；如不希望继续，可注销账户",
+            "该用途是提供服务所必需的，无需单独同意；如不希望继续，可注销账号",
             code="consent_not_applicable",
             status=409,
         )

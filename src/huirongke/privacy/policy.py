@@ -128,7 +128,7 @@ def change_summary(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, bool]
     changed = [k for k in FACT_LABELS if old.get(k) != new.get(k)]
     lines = "；".join(f"{FACT_LABELS[k]}：{old.get(k, '—')} → {new.get(k)}" for k in changed)
     requires = bool(CONSENT_FACTS & set(changed))
-    tail = "运营者或争议管辖发生变化，请阅读后重新同意。" if requires else "本次更新无需你重新同意。"
+    tail = "运营者或争议管辖发生变化，请阅读后重新同意。" if requires else "本次更新无需您重新同意。"
     return f"根据运营配置更新：{lines}。{tail}", requires
 
 
