@@ -213,19 +213,20 @@ def _flushing(conn: Connection) -> bool:
 
 
 def _check(conn: Connection, clause: Any, _multi: Any, _params: Any, options: Any) -> None:
+    # Runs before every statement outside production: a query (most of them) leaves at the first test.
+    if not isinstance(clause, TextClause | UpdateBase):
+        return
     if options.get(UNTRACKED_OK) or conn.get_execution_options().get(UNTRACKED_OK):
         return
     guarded = guarded_tables()
     if isinstance(clause, TextClause):
         hit = raw_write_tables(clause.text) & guarded
-    elif isinstance(clause, UpdateBase):
+    else:
         table = getattr(clause, "table", None)
         name = getattr(table, "name", None)
         if name not in guarded or options.get(_TRACKED) or _flushing(conn):
             return
         hit = {name}
-    else:
-        return
     if hit:
         raise UntrackedWrite(
             f"write to watched table(s) {sorted(hit)} outside the session's tracking: use the ORM or a "
