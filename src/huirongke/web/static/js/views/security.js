@@ -1,5 +1,5 @@
 // 账号安全和隐私设置: privacy switches (P38, P39), 授权管理 and 下载我的数据, password, sessions,
-// 注销账号 (退出登录 is at the bottom of 设置).
+// 监护人 (users under 18, or a guardian link on record), 注销账号 (退出登录 is at the bottom of 设置).
 
 import { api, errorText } from '../api.js';
 import { signOut } from '../auth.js';
@@ -145,11 +145,15 @@ export function securityView() {
   loadInto(
     body,
     async () => {
-      const [settings, me] = await Promise.all([api('/me/privacy-settings'), api('/me')]);
+      const [settings, me, guardian] = await Promise.all([
+        api('/me/privacy-settings'),
+        api('/me'),
+        api('/me/guardian', { global: false }).catch(() => null), // the 监护人 entry is optional
+      ]);
       rememberMe(me);
-      return { settings, me };
+      return { settings, me, guardian };
     },
-    ({ settings, me }) => {
+    ({ settings, me, guardian }) => {
       reloadSessions();
       return [
         card('隐私设置', h('div', { class: 'switch-list' }, SWITCHES.map(([key, title, desc]) => switchRow(key, title, desc, settings[key])))),
@@ -166,6 +170,10 @@ export function securityView() {
             iconName: 'lock',
             id: 'entry-password',
           }),
+          // 监护人 (P42): for users under 18, and for an adult whose guardian link is still on record.
+          guardian && (guardian.minor || guardian.guardian_phone)
+            ? cell({ href: '#/me/guardian', label: '监护人', value: guardian.guardian_phone ? '已关联' : '未关联', iconName: 'users', id: 'entry-guardian' })
+            : null,
         ),
         sessionsSlot,
         cellGroup(cell({ href: '#/settings/cancel', label: '注销账号', iconName: 'trash', id: 'entry-cancel' })),
