@@ -26,6 +26,11 @@ from browser_support import (
 )
 from playwright.sync_api import Browser, expect
 
+from huirongke.config import Settings
+from huirongke.context import build_context
+from huirongke.kit.clock import utcnow
+from huirongke.privacy.models import GuardianConsent
+
 pytestmark = pytest.mark.browser
 
 GUARDIAN_PHONE = "13700137000"
@@ -153,6 +158,73 @@ def test_minor_links_sees_and_unlinks_the_guardian_with_their_code(
         status = c.get("/api/v1/me/guardian", headers=auth(token)).json()
     assert status["restricted"] is True
     assert status["guardian_phone"] is None and status["guardian_active"] is False
+
+
+def link_stale_guardian(server: Server, user_id: str) -> None:
+    """A guardian linked before the user turned 18, as `minors.confirm_guardian` writes it (a running
+    server's clock cannot be moved forward, so the link is written for an adult directly)."""
+    env = server.env
+    settings = Settings(
+        env="dev",
+        data_dir=Path(env["HRK_DATA_DIR"]),
+        database_url=env.get("HRK_DATABASE_URL"),
+        redis_url=env.get("HRK_REDIS_URL"),
+        log_level="WARNING",
+    )
+    ctx = build_context(settings)
+    try:
+        with ctx.db.session() as s:
+            phone = "+86" + GUARDIAN_PHONE
+            row = GuardianConsent(
+                user_id=user_id, guardian_phone_bidx=ctx.phone_bidx(phone), consented_at=utcnow()
+            )
+            row.guardian_phone_enc = ctx.keys.cipher(s, user_id).encrypt(
+                "guardian_consents.guardian_phone_enc", phone
+            )
+            s.add(row)
+            s.commit()
+    finally:
+        ctx.db.dispose()
+
+
+def test_adult_removes_a_stale_guardian_link_after_confirming(server: Server, tab: Tab) -> None:
+    page = tab.page
+    token = signed_in(tab, server, "13800138303", "/me")
+    expect(page.locator("#me-phone")).to_be_visible()
+    with server.api() as c:
+        user_id = c.get("/api/v1/me", headers=auth(token)).json()["id"]
+    link_stale_guardian(server, user_id)
+
+    page.goto(server.base_url + "/#/settings/security")
+    entry = page.locator("#entry-guardian")
+    expect(entry).to_contain_text("已关联")
+    entry.click()
+    expect(page.locator("#guardian-linked-phone")).to_have_text("137****7000")
+    expect(page.locator("#guardian-linked-until")).to_have_text("已结束")
+    expect(page.locator("#guardian-linked-note")).to_contain_text("您已年满 18 周岁")
+    expect(page.locator("#guardian-unlink")).to_have_count(0)  # no code to ask the guardian for
+
+    # 取消 in the dialog changes nothing.
+    unlink = page.get_by_role("button", name="解除监护关联")
+    unlink.click()
+    dialog = page.get_by_role("alertdialog", name="解除监护关联？")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="取消").click()
+    expect(dialog).to_have_count(0)
+    with server.api() as c:
+        assert c.get("/api/v1/me/guardian", headers=auth(token)).json()["guardian_phone"] == "137****7000"
+
+    unlink.click()
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/v1/me/guardian") and r.request.method == "DELETE"
+    ) as removed:
+        dialog.get_by_role("button", name="解除关联").click()
+    assert removed.value.status == 204
+    assert removed.value.request.post_data_json == {}
+    expect(page.locator("#guardian-done")).to_contain_text("仅适用于未满 18 周岁的用户")
+    expect(page.locator("#guardian-phone")).to_have_count(0)  # and no linking offered
+    with server.api() as c:
+        assert c.get("/api/v1/me/guardian", headers=auth(token)).json()["guardian_phone"] is None
 
 
 def test_adult_is_not_offered_a_guardian(server: Server, tab: Tab) -> None:
