@@ -128,6 +128,7 @@ def hops(ctx, monkeypatch) -> Iterator[_Hops]:
         ("POST", "/api/v1/privacy/permissions/location/events", {"event": "granted"}, 201),  # WRITE
         ("GET", "/api/v1/me/sessions", None, 200),  # READ with the principal's user row
         ("DELETE", "/api/v1/me/sessions/nonexistent", None, 404),  # WRITE that fails and rolls back
+        ("POST", "/api/v1/me/data-exports", None, 202),  # WRITE behind the step-up gate
     ],
 )
 def test_a_request_does_its_database_work_in_one_thread_pool_hop(client, hops, method, path, body, status):
@@ -160,6 +161,19 @@ def test_the_principal_row_is_checked_in_the_handlers_hop_before_the_handler(cli
     assert_error(r, 401, "token_expired")
     with ctx.db.session(write=False) as s:
         assert s.scalar(select(func.count()).select_from(PermissionEvent)) == 0
+
+
+def test_a_suspended_user_is_401_before_any_step_up_question(client, ctx):
+    """The step-up gate reads the session row after the principal's own check, in the same hop: an
+    account suspended behind the cache's back is 401, not asked to verify, and nothing is written."""
+    token, user = sign_up(client)
+    assert client.get("/api/v1/me", headers=auth(token)).status_code == 200
+    with ctx.db.engine.begin() as conn:
+        conn.execute(
+            update(User).where(User.id == user["id"]).values(status="suspended"),
+            execution_options={changes.UNTRACKED_OK: True},
+        )
+    assert_error(client.post("/api/v1/me/data-exports", headers=auth(token)), 401, "token_expired")
 
 
 def _now():

@@ -118,7 +118,7 @@ def _one_hop(request: Request) -> bool:
     return bool(getattr(request.scope.get("route"), "one_hop", False))
 
 
-async def _before_handler(request: Request, session: Session, check: Callable[[], Any]) -> None:
+async def before_handler(request: Request, session: Session, check: Callable[[], Any]) -> None:
     """Run `check` (database I/O a dependency needs) in the thread that will run the handler, just
     before it, when the route runs in one hop; else now, in a hop of its own."""
     if _one_hop(request):
@@ -265,7 +265,7 @@ CurrentIdentity = Annotated[Identity, Depends(_unrestricted)]
 
 class Principal:
     """An identity with its user row, read in the request's unit of work (for handlers that read or
-    change the user): in the handler's thread, just before the handler (see `_before_handler`)."""
+    change the user): in the handler's thread, just before the handler (see `before_handler`)."""
 
     __slots__ = ("_user", "identity", "session")
 
@@ -298,7 +298,7 @@ class Principal:
 
 async def _with_user(request: Request, who: Identity, session: Session) -> Principal:
     principal = Principal(who, session)
-    await _before_handler(request, session, principal.load)
+    await before_handler(request, session, principal.load)
     return principal
 
 
@@ -347,7 +347,7 @@ def require_consent(purpose_key: str) -> Callable[[Principal, Request], Awaitabl
             if user.identity.granted is not None:  # known: no I/O
                 check_granted(ctx, user)
             else:
-                await _before_handler(request, user.session, functools.partial(check_granted, ctx, user))
+                await before_handler(request, user.session, functools.partial(check_granted, ctx, user))
         return user
 
     return check

@@ -11,16 +11,17 @@ nor withhold a verification: the window is decided on the row as committed.
 # No `from __future__ import annotations` here: `require_step_up` builds a dependency whose parameter
 # annotation is its argument, which FastAPI must see as an object, not a string to resolve.
 
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from huirongke.accounts import profile, signin
-from huirongke.accounts.deps import DB, AgreedUser, AnyUser, CurrentUser, Principal
+from huirongke.accounts.deps import AgreedUser, AnyUser, CurrentUser, Principal, before_handler
 from huirongke.accounts.models import AuthSession
 from huirongke.context import AppContext
 from huirongke.kit.clock import utcnow
@@ -65,12 +66,15 @@ def ensure_recent(session: Session, user: Principal) -> Principal:
     return user
 
 
-def require_step_up(gate: Any) -> Callable[..., Principal]:
+def require_step_up(gate: Any) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the principal `gate` gives (an `Annotated[Principal, Depends(...)]`), verified
     within `WINDOW`. Use as `Annotated[Principal, Depends(require_step_up(AnyUser))]`."""
 
-    def check(user: gate, session: DB) -> Principal:
-        return ensure_recent(session, user)
+    async def check(user: gate, request: Request) -> Principal:
+        # Read in the handler's thread, after the principal's own row check (one hop, and a suspended
+        # user is 401 before anything is said about verification).
+        await before_handler(request, user.session, functools.partial(ensure_recent, user.session, user))
+        return user
 
     return check
 
