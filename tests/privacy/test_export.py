@@ -94,7 +94,7 @@ def test_export_holds_every_category_decrypted_with_media(client, ctx):
     assert user_row["region"] == REGION
     assert user_row["tags"] == [TAG]
     assert user_row["phone"] == "+8613800138000"  # decrypted, under its plain name
-    assert user_row["birthday"] == "1990-05-06"
+    assert user_row["birthday"] == "1949-12-31"  # the ID number's birth date overrides the typed one
     real = by_table["real_name_verifications"]["rows"][0]
     assert real["name"] == REAL_NAME and real["id_number"] == ID_NUMBER
     assert by_table["devices"]["rows"][0]["model"] == DEVICE["model"]

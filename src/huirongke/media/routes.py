@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
 
 from huirongke.accounts.deps import DB, READ, WRITE, Ctx, CurrentIdentity, UnitRoute
 from huirongke.kit.errors import Invalid, NotFound
+from huirongke.kit.limits import LimitExceeded
 from huirongke.media import imaging, service
 
 router = APIRouter(tags=["media"], route_class=UnitRoute)
@@ -99,7 +99,7 @@ async def _read_file(request: Request, limit: int) -> bytes:
     """The `file` part (at most `limit` + 1 bytes of it)."""
     try:
         form = await request.form(max_files=1, max_fields=5, max_part_size=limit + 1)
-    except HTTPException:  # too large or too slow (kit/limits.py): its own answer
+    except LimitExceeded:  # too large or too slow (kit/limits.py): its own answer
         raise
     except Exception:
         raise Invalid("上传内容无法解析", code="malformed_upload", status=400) from None
