@@ -38,3 +38,4 @@ fmt: bootstrap
 bench: bootstrap
 	$(UV) run python -m bench.run
 	$(UV) run python -m bench.privacy --quick
+	$(UV) run python -m bench.uploads

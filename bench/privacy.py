@@ -397,7 +397,8 @@ INSERT_ORDER = [
 def insert_rows(ctx: Any, rows: dict[str, list[dict[str, Any]]]) -> None:
     from huirongke.privacy import registry
 
-    with ctx.db.engine.begin() as conn:
+    # Seeding before anything is cached or served: nothing to announce to the change tracking.
+    with ctx.db.engine.execution_options(hrk_untracked_ok=True).begin() as conn:
         for name in INSERT_ORDER:
             if rows.get(name):
                 conn.execute(registry.by_name(name).table.insert(), rows[name])
@@ -524,13 +525,17 @@ def export_breakdown(ctx: Any, uid: str) -> dict[str, Any]:
         out["collect_s"] = time.perf_counter() - t0
         keys = export.media_keys(s, uid)
     t0 = time.perf_counter()
-    tpl = export._TEMPLATES.get_template("export_index.html")
-    if hasattr(export, "_html_categories"):
-        html = tpl.render(data=data, categories=export._html_categories(data), media=keys)
-        layout = "one table per category"
+    if hasattr(export, "export_html"):  # issue 8: a readable document, one card per row
+        html = export.export_html.render(data, keys)
+        layout = "one card per row (privacy/export_html.py)"
     else:
-        html = tpl.render(data=data, media=keys)
-        layout = "one table per row"
+        tpl = export._TEMPLATES.get_template("export_index.html")
+        if hasattr(export, "_html_categories"):
+            html = tpl.render(data=data, categories=export._html_categories(data), media=keys)
+            layout = "one table per category"
+        else:
+            html = tpl.render(data=data, media=keys)
+            layout = "one table per row"
     out["index_html_s"] = time.perf_counter() - t0
     out["index_html_mb"] = len(html.encode()) / 1024**2
     indent = "indent=1" in inspect.getsource(export.build_archive)
@@ -878,7 +883,7 @@ def populate_for_gate(ctx: Any, rng: random.Random, uid: str) -> dict[str, int]:
                 "at": now - timedelta(hours=40 - j),
             }
         )
-    with ctx.db.engine.begin() as conn:
+    with ctx.db.engine.execution_options(hrk_untracked_ok=True).begin() as conn:  # seeding, as above
         for name, rows in (
             ("users", users),
             ("policy_agreements", agreements),
@@ -901,7 +906,8 @@ def make_load_copy() -> Callable[..., Any]:
     `agreed` column dropped), consents=False the consent-states query; nothing else."""
     from sqlalchemy import update
 
-    from huirongke.accounts import identity, sealed_profile
+    from huirongke.accounts import identity
+    from huirongke.accounts.age import birthday_from_sealed
     from huirongke.accounts.models import AuthSession
     from huirongke.kit.clock import china_today, utcnow
     from huirongke.kit.errors import Unauthorized
@@ -916,8 +922,11 @@ def make_load_copy() -> Callable[..., Any]:
         start = cache.mark()
         with ctx.db.session(write=False) as session:
             if gate:
-                version = ctx.policy.current(session).version
-                row = session.execute(identity._LOAD, {"token_hash": token_hash, "version": version}).first()
+                policy = ctx.policy.current(session)
+                version = policy.version
+                row = session.execute(
+                    identity._LOAD, {"token_hash": token_hash, "version": policy.consent_version}
+                ).first()
             else:
                 version = 0
                 row = session.execute(load_without_gate, {"token_hash": token_hash}).first()
@@ -932,19 +941,24 @@ def make_load_copy() -> Callable[..., Any]:
                 if consents
                 else None
             )
+            idle = timedelta(minutes=ctx.settings.session_idle_minutes)
+            if now - row.last_seen_at > idle:
+                raise Unauthorized("长时间未使用，登录已过期，请重新登录", code="token_expired")
             born = None
-            if row.birthday_enc is not None and row.guardian_consent_at is None:
-                born = sealed_profile.birthday(ctx.keys.cipher(session, row.user_id), row.birthday_enc)
+            if (row.birthday_enc or row.birth_month_enc) is not None and row.guardian_consent_at is None:
+                cipher = ctx.keys.cipher(session, row.user_id)
+                born = birthday_from_sealed(cipher, row.birthday_enc, row.birth_month_enc)
         who = identity.Identity(
             user_id=row.user_id,
             session_id=row.id,
             session_expires_at=row.expires_at,
             policy_version=version,
             policy_agreed=bool(row.agreed) if gate else True,
+            idle_until=row.last_seen_at + idle,
             restricted=identity.restricted_on(born, row.guardian_consent_at, china_today()),
             granted=granted,
         )
-        if now - row.last_seen_at > identity.LAST_SEEN_EVERY:
+        if now - row.last_seen_at > min(identity.LAST_SEEN_EVERY, idle / 4):
             with ctx.db.session() as session:
                 session.execute(
                     update(AuthSession).where(AuthSession.id == row.id).values(last_seen_at=now),
