@@ -4,7 +4,7 @@
 import { api, errorText } from './api.js';
 import { h, icon } from './dom.js';
 import { formatDateTime, formatDay, maskPhone } from './format.js';
-import { codeInput, devHint, fillFromOutbox, outboxMark, sendErrorText, startCountdown, waitFrom } from './sms.js';
+import { codeInput, typedCode, devHint, fillFromOutbox, outboxMark, sendErrorText, startCountdown, waitFrom } from './sms.js';
 import { state } from './state.js';
 import { alertBox, field, setFieldError, toast, withLoading } from './ui.js';
 
@@ -105,12 +105,8 @@ export function caseVerifyBlock(c, { onVerified, sentAt = Date.now(), mark = 0, 
     e.preventDefault();
     alert.clear();
     setFieldError(fCode, null);
-    const value = code.value.trim();
-    if (!/^\d{4,8}$/.test(value)) {
-      setFieldError(fCode, '请输入短信验证码');
-      code.focus();
-      return;
-    }
+    const value = typedCode(code, fCode);
+    if (value === null) return;
     await withLoading(submit, async () => {
       try {
         const verified = await api(`/me/cases/${encodeURIComponent(c.id)}/verification`, { method: 'POST', json: { code: value } });

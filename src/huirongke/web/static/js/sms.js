@@ -38,6 +38,15 @@ export function codeInput(id) {
 const timers = new WeakMap();
 
 /** Disable a send button for `seconds`, showing '45 秒后重发', then re-enable it as `label`. */
+/** The typed code, or null after marking the field (and focusing it) when it is not 4–8 digits. */
+export function typedCode(input, f, message = '请输入短信验证码') {
+  const value = input.value.trim();
+  if (/^\d{4,8}$/.test(value)) return value;
+  setFieldError(f, message);
+  input.focus();
+  return null;
+}
+
 export function startCountdown(button, seconds, label = '重新获取') {
   window.clearInterval(timers.get(button));
   let left = Math.max(1, Math.ceil(seconds));

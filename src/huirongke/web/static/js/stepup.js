@@ -6,7 +6,7 @@
 import { api, errorText } from './api.js';
 import { h, uid } from './dom.js';
 import { maskPhone } from './format.js';
-import { codeInput, devHint, fillFromOutbox, outboxMark, sendErrorText, startCountdown, waitFrom } from './sms.js';
+import { codeInput, typedCode, devHint, fillFromOutbox, outboxMark, sendErrorText, startCountdown, waitFrom } from './sms.js';
 import { rememberMe, state } from './state.js';
 import { alertBox, field, modal, setFieldError, toast, withLoading } from './ui.js';
 
@@ -98,12 +98,8 @@ export function askStepUp() {
         e.preventDefault();
         alert.clear();
         setFieldError(fCode, null);
-        const value = code.value.trim();
-        if (!/^\d{4,8}$/.test(value)) {
-          setFieldError(fCode, '请输入短信验证码');
-          code.focus();
-          return;
-        }
+        const value = typedCode(code, fCode);
+        if (value === null) return;
         await withLoading(submit, async () => {
           try {
             await api('/me/step-up', { method: 'POST', json: { code: value }, stepUp: false });

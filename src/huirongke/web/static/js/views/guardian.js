@@ -14,7 +14,7 @@ import { h, icon } from '../dom.js';
 import { formatDateTime, formatDay } from '../format.js';
 import { exportTracker } from '../exports.js';
 import { navigate } from '../nav.js';
-import { codeInput, devHint, fillFromOutbox, outboxMark, phoneInput, sendErrorText, startCountdown, validPhone, waitFrom } from '../sms.js';
+import { codeInput, typedCode, devHint, fillFromOutbox, outboxMark, phoneInput, sendErrorText, startCountdown, validPhone, waitFrom } from '../sms.js';
 import { getToken } from '../store.js';
 import { alertBox, card, cell, cellGroup, confirmDialog, field, loadInto, page, setFieldError, toast, withLoading } from '../ui.js';
 
@@ -258,12 +258,8 @@ function unlinkWithGuardian(status, reload) {
     e.preventDefault();
     alert.clear();
     setFieldError(fCode, null);
-    const value = code.value.trim();
-    if (!/^\d{4,8}$/.test(value)) {
-      setFieldError(fCode, '请填写监护人告知您的验证码');
-      code.focus();
-      return;
-    }
+    const value = typedCode(code, fCode, '请填写监护人告知您的验证码');
+    if (value === null) return;
     await withLoading(submit, async () => {
       try {
         await api('/me/guardian', { method: 'DELETE', json: { code: value } });
